@@ -1,0 +1,58 @@
+"""Atomic file writes: readers see the old file or the new one, never a partial one.
+
+Each write goes to a hidden temp file in the destination folder (same filesystem, so the final
+``os.replace`` is atomic) whose name does not end in ``.parquet``, so readers globbing
+``*.parquet`` never pick it up, even when a writer is killed with SIGKILL mid-write.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TEMP_MARKER = ".tmp-"
+
+
+def temp_path_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}{TEMP_MARKER}{uuid.uuid4().hex}")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces ``path``, on error it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path, **options: object) -> int:
+    """Write ``table`` to ``path`` atomically; returns the bytes written."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **options)
+        size = tmp.stat().st_size
+    return size
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def remove_stale_temp_files(folder: Path) -> int:
+    """Delete temp files a killed writer left behind in ``folder``; returns how many."""
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.iterdir() if p.name.startswith(".") and TEMP_MARKER in p.name]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)

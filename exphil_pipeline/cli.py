@@ -1,0 +1,144 @@
+"""``exphil``: the commands users script. The Dagster UI is ``exphil ui`` (``dagster dev``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from exphil_pipeline.data_layout import DataLayout
+
+app = typer.Typer(help="ExPhil: Slippi replays to playable Melee bots.", no_args_is_help=True)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
+    """The one-line summary of an ingest run, read back from its Dagster events."""
+    games = frames = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        values = {k: v.value for k, v in materialization.metadata.items()}
+        if materialization.asset_key.path == ["games"]:
+            games = values
+        elif materialization.asset_key.path == ["frames"]:
+            frames = values
+    checks = {
+        e.check_name: e.passed for e in result.get_asset_check_evaluations()
+    }
+    return {
+        "batch": batch,
+        "run_id": run_id,
+        "success": result.success,
+        "games": games.get("games"),
+        "ok": games.get("games_ok"),
+        "repaired": games.get("games_repaired"),
+        "quarantined": games.get("games_quarantined"),
+        "duplicates_skipped": games.get("duplicates_skipped"),
+        "frames": frames.get("frames"),
+        "rows": frames.get("rows"),
+        "seconds": frames.get("seconds"),
+        "frames_per_s": frames.get("frames_per_s"),
+        "input_bytes": frames.get("input_bytes"),
+        "output_bytes": frames.get("output_bytes"),
+        "compression_ratio": frames.get("compression_ratio"),
+        "checks": checks,
+    }
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="Folder of .slp files (searched recursively).")],
+    batch: Annotated[
+        str | None, typer.Option(help="Batch (partition) name; default: the folder's name.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Parser processes; 0 = one per core.")] = 0,
+) -> None:
+    """Register PATH as a replay batch and materialize games + frames + items for it."""
+    from exphil_pipeline.dagster_instance import shared_instance
+    from exphil_pipeline.definitions import build_definitions
+    from exphil_pipeline.jobs import INGEST_JOB_NAME
+    from exphil_pipeline.partitions import replay_batches
+    from exphil_pipeline.replay_batches import BatchRegistry, batch_name_for_folder
+
+    layout = DataLayout.from_env()
+    name = batch or batch_name_for_folder(path)
+    try:
+        registered = BatchRegistry(layout).register(name, path)
+    except (ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    instance = shared_instance(layout)
+    if not instance.has_dynamic_partition(replay_batches.name, registered.name):
+        instance.add_dynamic_partitions(replay_batches.name, [registered.name])
+    job = build_definitions().resolve_job_def(INGEST_JOB_NAME)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=registered.name,
+        run_config={
+            "ops": {"ingest_replay_batch": {"config": {"workers": workers}}},
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        },
+        raise_on_error=False,
+    )
+    typer.echo(json.dumps(_ingest_summary(result, registered.name, result.run_id)))
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL over the views games, frames, items.")],
+    format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.table
+    ),
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+) -> None:
+    """Run a read-only SQL query against the DuckDB catalog under $EXPHIL_HOME."""
+    import duckdb
+
+    from exphil_pipeline.duckdb_catalog import connect_readonly
+
+    con = connect_readonly(DataLayout.from_env())
+    try:
+        relation = con.sql(query)
+        if relation is None:
+            return
+        if format is OutputFormat.table:
+            relation.show(max_rows=max_rows, max_width=200)
+            return
+        names = relation.columns
+        rows = relation.fetchall()
+    except duckdb.Error as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        con.close()
+    if format is OutputFormat.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(names)
+        writer.writerows(rows)
+    else:
+        typer.echo(json.dumps([dict(zip(names, r, strict=True)) for r in rows], default=str))
+
+
+@app.command()
+def ui(port: Annotated[int, typer.Option(help="Webserver port.")] = 3000) -> None:
+    """Start the Dagster UI and daemon on the same instance `exphil ingest` uses."""
+    from exphil_pipeline.dagster_instance import ensure_dagster_home
+
+    ensure_dagster_home(DataLayout.from_env())
+    workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    cmd = ["dagster", "dev", "-w", str(workspace), "-p", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))

@@ -1,0 +1,30 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs``."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import Definitions, multiprocess_executor
+
+from assets.ingestion import ingest_replay_batch, raw_replays
+from exphil_pipeline.data_layout import REPLAYS_ENV, DataLayout
+from exphil_pipeline.jobs import ingest_job
+from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
+from exphil_pipeline.sensors import replay_batch_sensor
+
+
+def build_definitions() -> Definitions:
+    """Definitions bound to this process's ``EXPHIL_HOME`` and ``EXPHIL_REPLAYS``."""
+    return Definitions(
+        assets=[raw_replays, ingest_replay_batch],
+        jobs=[ingest_job],
+        sensors=[replay_batch_sensor],
+        resources={
+            "storage": ExphilStorage(home=str(DataLayout.from_env().home)),
+            "replay_library": ReplayLibrary(root=os.environ.get(REPLAYS_ENV)),
+        },
+        executor=multiprocess_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,150 @@
+"""Reading a Slippi file's raw event stream, and repairing what real users' files get wrong.
+
+A ``.slp`` file is a UBJSON object ``{"raw": <bytes>, "metadata": {...}}``. ``raw`` is a stream
+of events whose sizes are declared by its first event (Event Payloads, 0x35). Dolphin writes
+``raw``'s length only when a game ends cleanly, so a crash leaves length 0 and possibly half
+an event at the tail; parsers then reject the whole file. Some files also carry game-end
+methods newer than the parser knows.
+
+``repair_replay_bytes`` rebuilds a well-formed file from the stream: it keeps every complete
+frame (a frame is complete at its Frame Bookend, or, in versions before 3.0 that have none,
+when the next frame begins), drops the partial tail, writes the true length, and maps an
+unknown game-end method to 0 (unresolved) while reporting the original so no information is
+lost. It never invents frames.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+RAW_HEADER = b"{U\x03raw[$U#l"
+EVENT_PAYLOADS = 0x35
+GAME_START = 0x36
+PRE_FRAME = 0x37
+POST_FRAME = 0x38
+GAME_END = 0x39
+FRAME_START = 0x3A
+FRAME_BOOKEND = 0x3C
+# Game-end methods peppi 0.8 knows: 0 unresolved, 1 time, 2 game, 3 resolved, 7 no contest.
+KNOWN_END_METHODS = frozenset({0, 1, 2, 3, 7})
+
+
+class NotAReplayError(ValueError):
+    """The bytes are not a Slippi replay (wrong container, no event stream, no game start)."""
+
+
+@dataclass
+class StreamScan:
+    """What a walk over the raw event stream found."""
+
+    version: tuple[int, int, int] | None = None
+    declared_raw_length: int = 0
+    complete_frames: int = 0
+    end_method: int | None = None
+    truncated: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    data: bytes
+    scan: StreamScan
+
+
+def _event_sizes(raw: memoryview) -> tuple[dict[int, int], int]:
+    if len(raw) < 2 or raw[0] != EVENT_PAYLOADS:
+        raise NotAReplayError("the raw stream does not start with an Event Payloads event")
+    block = raw[1]
+    if block < 1 or 1 + block > len(raw) or (block - 1) % 3:
+        raise NotAReplayError("the Event Payloads event is malformed")
+    sizes = {EVENT_PAYLOADS: block}
+    for i in range(2, 1 + block, 3):
+        command, size = struct.unpack_from(">BH", raw, i)
+        sizes[command] = size
+    return sizes, 1 + block
+
+
+def _frame_id(raw: memoryview, offset: int) -> int:
+    return struct.unpack_from(">i", raw, offset + 1)[0]
+
+
+def repair_replay_bytes(data: bytes) -> RepairResult:
+    """Rebuild a well-formed replay from ``data``'s complete events (see module docstring)."""
+    if not data.startswith(RAW_HEADER) or len(data) < len(RAW_HEADER) + 4:
+        raise NotAReplayError("not a Slippi replay: the file does not start with the UBJSON raw block")
+    declared = struct.unpack_from(">i", data, len(RAW_HEADER))[0]
+    start = len(RAW_HEADER) + 4
+    available = len(data) - start
+    scan = StreamScan(declared_raw_length=declared)
+    if declared <= 0 or declared > available:
+        scan.truncated = True
+        scan.problems.append(
+            "raw length not written (the game did not end cleanly)"
+            if declared <= 0
+            else f"raw length {declared} exceeds the {available} bytes present"
+        )
+        declared = available
+    raw = memoryview(data)[start : start + declared]
+    sizes, offset = _event_sizes(raw)
+
+    out = bytearray(raw[:offset])
+    has_bookends = FRAME_BOOKEND in sizes
+    pending = bytearray()  # events of the frame being read, committed when it completes
+    pending_frame: int | None = None
+    saw_game_start = False
+    while offset < len(raw):
+        command = raw[offset]
+        size = sizes.get(command)
+        if size is None:
+            scan.problems.append(f"unknown event 0x{command:02x} at byte {offset}: stream cut there")
+            scan.truncated = True
+            break
+        end = offset + 1 + size
+        if end > len(raw):
+            scan.truncated = True
+            scan.problems.append(f"partial event 0x{command:02x} at the end of the stream dropped")
+            break
+        event = raw[offset:end]
+        if command == GAME_START:
+            saw_game_start = True
+            scan.version = (event[1], event[2], event[3])
+            out += event
+        elif command == GAME_END:
+            if pending:
+                out += pending
+                pending.clear()
+                scan.complete_frames += 1
+            method = event[1]
+            scan.end_method = method
+            if method not in KNOWN_END_METHODS:
+                scan.problems.append(f"game-end method {method} is unknown to the parser; stored as 0")
+                event = bytes([GAME_END, 0]) + bytes(event[2:])
+            out += event
+        elif command in (FRAME_START, PRE_FRAME, POST_FRAME) and not has_bookends:
+            frame = _frame_id(raw, offset)
+            if pending_frame is not None and frame != pending_frame:
+                out += pending
+                pending.clear()
+                scan.complete_frames += 1
+            pending_frame = frame
+            pending += event
+        elif command == FRAME_BOOKEND:
+            pending += event
+            out += pending
+            pending.clear()
+            scan.complete_frames += 1
+        else:
+            pending += event
+        offset = end
+    if not saw_game_start:
+        raise NotAReplayError("the replay has no Game Start event")
+    if pending and scan.end_method is None:
+        scan.truncated = True
+        scan.problems.append("the last frame was incomplete and was dropped")
+    if scan.complete_frames == 0:
+        raise NotAReplayError("the replay holds no complete frame")
+    if scan.end_method is None:
+        scan.problems.append("no game-end event (the recording stopped mid-game)")
+    body = RAW_HEADER + struct.pack(">i", len(out)) + bytes(out) + b"U\x08metadata{}}"
+    return RepairResult(body, scan)
