@@ -218,6 +218,7 @@ def ingest_batch(
     began = time.perf_counter()
     paths = list(files) if files is not None else list_replay_files(batch.folder)
     previous = _previous_game_ids(layout, batch.name)
+    remove_stale_temp_files(layout.table_partition("games", batch.name))
     tasks = [FileTask(p, batch.name, layout.home, settings.compression_level) for p in paths]
     by_game: dict[str, GameRecord] = {}
     result = BatchResult(batch.name, [])

@@ -2,13 +2,10 @@
 
 from dagster import AssetSelection, define_asset_job
 
-from exphil_pipeline.partitions import replay_batches
-
 INGEST_JOB_NAME = "ingest_replays"
 
 ingest_job = define_asset_job(
     INGEST_JOB_NAME,
     selection=AssetSelection.assets("games", "frames", "items"),
-    partitions_def=replay_batches,
     description="Parse one replay batch into the games, frames and items tables.",
 )

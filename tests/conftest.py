@@ -1,0 +1,60 @@
+"""Shared fixtures: the real replay corpus (opt-in through EXPHIL_REAL_REPLAYS)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REAL_REPLAYS_ENV = "EXPHIL_REAL_REPLAYS"
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One row of the corpus' CATALOG.tsv."""
+
+    file: str
+    sha256: str
+    bytes: int
+    parses: bool
+    players: str
+    error: str
+
+
+def real_replay_dir() -> Path | None:
+    """The real replay folder, None when not configured; fails loudly when misconfigured."""
+    value = os.environ.get(REAL_REPLAYS_ENV)
+    if not value:
+        return None
+    folder = Path(value)
+    if not (folder / "CATALOG.tsv").is_file():
+        pytest.fail(f"{REAL_REPLAYS_ENV}={value} is set but holds no CATALOG.tsv", pytrace=False)
+    return folder.resolve()
+
+
+@pytest.fixture(scope="session")
+def real_replays() -> Path:
+    folder = real_replay_dir()
+    if folder is None:
+        pytest.skip(f"set {REAL_REPLAYS_ENV} to the real replay folder to run this test")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def catalog(real_replays: Path) -> list[CatalogEntry]:
+    with open(real_replays / "CATALOG.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [
+        CatalogEntry(
+            r["file"],
+            r["sha256"],
+            int(r["bytes"]),
+            r["parses"] == "yes",
+            r["players(port:character:type)"],
+            r["error"],
+        )
+        for r in rows
+    ]
