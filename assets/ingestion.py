@@ -1,6 +1,5 @@
 """Ingestion assets: a replay batch folder -> ``games``, ``frames`` and ``items`` partitions."""
 
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -183,9 +182,7 @@ def ingest_replay_batch(
             description=verdict.description,
             metadata=verdict.metadata,
         )
-    share = partition_checks.check_quarantine_share(
-        layout, batch.name, config.max_quarantine_share
-    )
+    share = partition_checks.check_quarantine_share(layout, batch.name, config.max_quarantine_share)
     yield AssetCheckResult(
         asset_key="games",
         check_name="quarantined_share",

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +18,7 @@ from exphil_pipeline.data_layout import DataLayout
 app = typer.Typer(help="ExPhil: Slippi replays to playable Melee bots.", no_args_is_help=True)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -34,9 +34,7 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
             games = values
         elif materialization.asset_key.path == ["frames"]:
             frames = values
-    checks = {
-        e.check_name: e.passed for e in result.get_asset_check_evaluations()
-    }
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     return {
         "batch": batch,
         "run_id": run_id,
@@ -57,28 +55,15 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
     }
 
 
-@app.command()
-def ingest(
-    path: Annotated[Path, typer.Argument(help="Folder of .slp files (searched recursively).")],
-    batch: Annotated[
-        str | None, typer.Option(help="Batch (partition) name; default: the folder's name.")
-    ] = None,
-    workers: Annotated[int, typer.Option(help="Parser processes; 0 = one per core.")] = 0,
-) -> None:
-    """Register PATH as a replay batch and materialize games + frames + items for it."""
+def _materialize_batch(layout: DataLayout, folder: Path, name: str, workers: int) -> dict[str, Any]:
+    """Register ``folder`` as batch ``name`` and run the ingest job on the shared instance."""
     from exphil_pipeline.dagster_instance import shared_instance
     from exphil_pipeline.definitions import build_definitions
     from exphil_pipeline.jobs import INGEST_JOB_NAME
     from exphil_pipeline.partitions import replay_batches
-    from exphil_pipeline.replay_batches import BatchRegistry, batch_name_for_folder
+    from exphil_pipeline.replay_batches import BatchRegistry
 
-    layout = DataLayout.from_env()
-    name = batch or batch_name_for_folder(path)
-    try:
-        registered = BatchRegistry(layout).register(name, path)
-    except (ValueError, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
+    registered = BatchRegistry(layout).register(name, folder)
     instance = shared_instance(layout)
     if not instance.has_dynamic_partition(replay_batches.name, registered.name):
         instance.add_dynamic_partitions(replay_batches.name, [registered.name])
@@ -92,9 +77,86 @@ def ingest(
         },
         raise_on_error=False,
     )
-    typer.echo(json.dumps(_ingest_summary(result, registered.name, result.run_id)))
-    if not result.success:
+    return _ingest_summary(result, registered.name, result.run_id)
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="Folder of .slp files (searched recursively).")],
+    batch: Annotated[
+        str | None, typer.Option(help="Batch (partition) name; default: the folder's name.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Parser processes; 0 = one per core.")] = 0,
+) -> None:
+    """Register PATH as a replay batch and materialize games + frames + items for it."""
+    from exphil_pipeline.replay_batches import batch_name_for_folder
+
+    try:
+        name = batch or batch_name_for_folder(path)
+        summary = _materialize_batch(DataLayout.from_env(), path, name, workers)
+    except (ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(summary))
+    if not summary["success"]:
         raise typer.Exit(1)
+
+
+@app.command("sample-replays")
+def sample_replays(
+    out: Annotated[Path, typer.Option(help="Folder to write the .slp files into.")],
+    games: Annotated[int, typer.Option(min=1, help="Number of games.")] = 8,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per game.")] = 3600,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes identical files.")] = 0,
+) -> None:
+    """Write scripted, deterministic sample replays (no real replays needed)."""
+    from exphil_pipeline.sample_games import write_sample_replays
+
+    paths = write_sample_replays(out, games=games, frames=frames, seed=seed)
+    typer.echo(json.dumps({"out": str(out), "files": len(paths)}))
+
+
+DEMO_QUERY = """SELECT c.name AS character, count(*) AS frames,
+       round(avg(percent), 1) AS avg_percent
+FROM frames f JOIN characters c ON f.character = c.id
+WHERE present GROUP BY 1 ORDER BY 2 DESC"""
+
+
+@app.command()
+def demo(
+    games: Annotated[int, typer.Option(help="Sample games to generate.")] = 8,
+    frames: Annotated[int, typer.Option(help="Frames per sample game.")] = 3600,
+) -> None:
+    """Run the pipeline on $EXPHIL_REPLAYS if set, else on generated sample replays."""
+    from exphil_pipeline.data_layout import replay_root_from_env
+    from exphil_pipeline.duckdb_catalog import connect_readonly
+    from exphil_pipeline.replay_batches import batch_name_for_folder, discover_batch_folders
+    from exphil_pipeline.sample_games import write_sample_replays
+
+    layout = DataLayout.from_env()
+    root = replay_root_from_env()
+    if root is not None:
+        folders = discover_batch_folders(root) or [root]
+        typer.echo(f"replays: {len(folders)} batch folder(s) under {root}")
+    else:
+        sample = layout.home / "sample_replays" / "sample"
+        written = write_sample_replays(sample, games=games, frames=frames, seed=0)
+        folders = [sample]
+        typer.echo(f"replays: {len(written)} generated sample games in {sample}")
+    for folder in folders:
+        summary = _materialize_batch(layout, folder, batch_name_for_folder(folder), workers=0)
+        typer.echo(json.dumps(summary))
+        if not summary["success"]:
+            raise typer.Exit(1)
+    typer.echo(f"\ntables: {layout.games_dir}  {layout.frames_dir}  {layout.items_dir}")
+    typer.echo(f'duckdb: {layout.duckdb_path}  (try: exphil sql "SELECT * FROM games")')
+    typer.echo(f"ui:     exphil ui  (Dagster home {layout.dagster_home})\n")
+    typer.echo(DEMO_QUERY)
+    con = connect_readonly(layout)
+    try:
+        con.sql(DEMO_QUERY).show()
+    finally:
+        con.close()
 
 
 @app.command()

@@ -19,7 +19,6 @@ Ports are 1-4 as players and libmelee number them (peppi's P1..P4).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +38,9 @@ class Column:
 
 # Post-frame (state after the frame's update), then pre-frame (the inputs of the frame).
 STATE_COLUMNS: tuple[Column, ...] = (
-    Column("character", pa.uint8(), ("post", "character"), "internal character id (runtime.melee_ids)"),
+    Column(
+        "character", pa.uint8(), ("post", "character"), "internal character id (runtime.melee_ids)"
+    ),
     Column("action_state", pa.uint16(), ("post", "state"), "action state id"),
     Column("action_frame", pa.float32(), ("post", "state_age"), "frames into the action state"),
     Column("x", pa.float32(), ("post", "position", "x"), "position x"),
@@ -52,13 +53,20 @@ STATE_COLUMNS: tuple[Column, ...] = (
     Column("ground_id", pa.uint16(), ("post", "ground"), "last ground touched (3.0+)"),
     Column("jumps_left", pa.uint8(), ("post", "jumps"), "jumps remaining (3.0+)"),
     Column("hitlag", pa.float32(), ("post", "hitlag"), "hitlag frames left (3.8+)"),
-    Column("hitstun_misc", pa.float32(), ("post", "misc_as"), "hitstun left while in hitstun (2.0+)"),
+    Column(
+        "hitstun_misc", pa.float32(), ("post", "misc_as"), "hitstun left while in hitstun (2.0+)"
+    ),
     Column("vel_self_x_air", pa.float32(), ("post", "velocities", "self_x_air"), "(3.5+)"),
     Column("vel_self_y", pa.float32(), ("post", "velocities", "self_y"), "(3.5+)"),
     Column("vel_knockback_x", pa.float32(), ("post", "velocities", "knockback_x"), "(3.5+)"),
     Column("vel_knockback_y", pa.float32(), ("post", "velocities", "knockback_y"), "(3.5+)"),
     Column("vel_self_x_ground", pa.float32(), ("post", "velocities", "self_x_ground"), "(3.5+)"),
-    Column("hurtbox_state", pa.uint8(), ("post", "hurtbox_state"), "0 vulnerable, 1 invulnerable, 2 intangible (3.0+)"),
+    Column(
+        "hurtbox_state",
+        pa.uint8(),
+        ("post", "hurtbox_state"),
+        "0 vulnerable, 1 invulnerable, 2 intangible (3.0+)",
+    ),
     Column("l_cancel", pa.uint8(), ("post", "l_cancel"), "0 none, 1 success, 2 miss (3.0+)"),
     Column("last_attack_landed", pa.uint8(), ("post", "last_attack_landed"), "attack id"),
     Column("last_hit_by", pa.uint8(), ("post", "last_hit_by"), "port index that last hit"),
@@ -75,8 +83,12 @@ STATE_COLUMNS: tuple[Column, ...] = (
     Column("trigger", pa.float32(), ("pre", "triggers"), "processed analog trigger [0, 1]"),
     Column("buttons", pa.uint32(), ("pre", "buttons"), "processed button bitmask"),
     Column("buttons_physical", pa.uint16(), ("pre", "buttons_physical"), "physical button bitmask"),
-    Column("trigger_physical_l", pa.float32(), ("pre", "triggers_physical", "l"), "physical L [0, 1]"),
-    Column("trigger_physical_r", pa.float32(), ("pre", "triggers_physical", "r"), "physical R [0, 1]"),
+    Column(
+        "trigger_physical_l", pa.float32(), ("pre", "triggers_physical", "l"), "physical L [0, 1]"
+    ),
+    Column(
+        "trigger_physical_r", pa.float32(), ("pre", "triggers_physical", "r"), "physical R [0, 1]"
+    ),
     Column("raw_analog_x", pa.int8(), ("pre", "raw_analog_x"), "raw main stick x (1.2+)"),
     Column("raw_analog_y", pa.int8(), ("pre", "raw_analog_y"), "raw main stick y (3.15+)"),
 )
@@ -109,7 +121,10 @@ ITEM_COLUMNS: tuple[Column, ...] = (
 )
 
 ITEMS_SCHEMA = pa.schema(
-    [pa.field("game_id", pa.string(), nullable=False), pa.field("frame", pa.int32(), nullable=False)]
+    [
+        pa.field("game_id", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+    ]
     + [pa.field(c.name, c.type) for c in ITEM_COLUMNS]
 )
 
@@ -155,7 +170,11 @@ def _cast(array: pa.Array | None, column: Column, length: int) -> pa.Array:
 
 
 def _slot_table(
-    game_id: str, frames: pa.Array, port: int, is_follower: bool, slot: pa.StructArray,
+    game_id: str,
+    frames: pa.Array,
+    port: int,
+    is_follower: bool,
+    slot: pa.StructArray,
     order: pa.Array | None,
 ) -> pa.Table:
     # Taking rows from flat leaves is far cheaper than from the nested struct.

@@ -115,7 +115,7 @@ def player_rows(start: dict[str, Any]) -> list[dict[str, Any]]:
                 "cpu_level": player.get("cpu_level"),
                 "name_tag": player.get("name_tag") or None,
                 "netplay_name": netplay.get("name") or None,
-                # Slippi stores '#' as the full-width '＃' in connect codes.
+                # Slippi stores the '#' of connect codes as U+FF03 (full-width number sign).
                 "connect_code": (netplay.get("code") or "").replace("\uff03", "#") or None,
             }
         )

@@ -42,8 +42,16 @@ from exphil_pipeline.replay_reader import ReplayRejectedError, read_replay
 # Continuous floats compress best split into byte planes; everything else is low-cardinality
 # (dictionary + RLE) except the frame counter, which delta-encodes to almost nothing.
 _BYTE_SPLIT = {
-    "x", "y", "action_frame", "hitlag", "hitstun_misc",
-    "vel_self_x_air", "vel_self_y", "vel_knockback_x", "vel_knockback_y", "vel_self_x_ground",
+    "x",
+    "y",
+    "action_frame",
+    "hitlag",
+    "hitstun_misc",
+    "vel_self_x_air",
+    "vel_self_y",
+    "vel_knockback_x",
+    "vel_knockback_y",
+    "vel_self_x_ground",
 }
 _KEY_STATS = ["game_id", "frame", "port", "is_follower"]
 
@@ -246,4 +254,3 @@ def ingest_batch(
         claims.release(game_id, batch.name)
     result.seconds = time.perf_counter() - began
     return result
-

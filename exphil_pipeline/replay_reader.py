@@ -44,11 +44,17 @@ class ParsedReplay:
 
 
 def _describe(error: BaseException) -> str:
-    kind = "parser crash (Rust panic)" if type(error).__name__ == "PanicException" else type(error).__name__
+    kind = (
+        "parser crash (Rust panic)"
+        if type(error).__name__ == "PanicException"
+        else type(error).__name__
+    )
     return f"{kind}: {error}"
 
 
-def _peppi(path: str) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], pa.StructArray]:
+def _peppi(
+    path: str,
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any], pa.StructArray]:
     game = _peppi_read_slippi(path, False)
     if game.frames is None or len(game.frames) == 0:
         raise NotAReplayError("the replay holds no frames")
@@ -85,6 +91,11 @@ def read_replay(path: Path) -> ParsedReplay:
         os.unlink(tmp)
     problems = [f"peppi refused the original file ({first_error})", *repair.scan.problems]
     return ParsedReplay(
-        start, end, metadata, frames, repaired=True, problems=problems,
+        start,
+        end,
+        metadata,
+        frames,
+        repaired=True,
+        problems=problems,
         end_method_code=repair.scan.end_method,
     )

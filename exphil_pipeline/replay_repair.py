@@ -72,7 +72,9 @@ def _frame_id(raw: memoryview, offset: int) -> int:
 def repair_replay_bytes(data: bytes) -> RepairResult:
     """Rebuild a well-formed replay from ``data``'s complete events (see module docstring)."""
     if not data.startswith(RAW_HEADER) or len(data) < len(RAW_HEADER) + 4:
-        raise NotAReplayError("not a Slippi replay: the file does not start with the UBJSON raw block")
+        raise NotAReplayError(
+            "not a Slippi replay: the file does not start with the UBJSON raw block"
+        )
     declared = struct.unpack_from(">i", data, len(RAW_HEADER))[0]
     start = len(RAW_HEADER) + 4
     available = len(data) - start
@@ -97,7 +99,9 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
         command = raw[offset]
         size = sizes.get(command)
         if size is None:
-            scan.problems.append(f"unknown event 0x{command:02x} at byte {offset}: stream cut there")
+            scan.problems.append(
+                f"unknown event 0x{command:02x} at byte {offset}: stream cut there"
+            )
             scan.truncated = True
             break
         end = offset + 1 + size
@@ -118,7 +122,9 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
             method = event[1]
             scan.end_method = method
             if method not in KNOWN_END_METHODS:
-                scan.problems.append(f"game-end method {method} is unknown to the parser; stored as 0")
+                scan.problems.append(
+                    f"game-end method {method} is unknown to the parser; stored as 0"
+                )
                 event = bytes([GAME_END, 0]) + bytes(event[2:])
             out += event
         elif command in (FRAME_START, PRE_FRAME, POST_FRAME) and not has_bookends:

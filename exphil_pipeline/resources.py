@@ -1,6 +1,5 @@
 """Dagster resources: where the data root is and where replay batches come from."""
 
-
 from pathlib import Path
 
 from dagster import ConfigurableResource

@@ -1,6 +1,5 @@
 """The sensor that turns new (or changed) folders under the replay root into batch runs."""
 
-
 import time
 from pathlib import Path
 
@@ -61,7 +60,9 @@ def replay_batch_sensor(
         runs.append(RunRequest(run_key=f"{name}:{folder_fingerprint(folder)}", partition_key=name))
     return SensorResult(
         run_requests=runs,
-        dynamic_partitions_requests=[AddDynamicPartitionsRequest(replay_batches.name, new_partitions)]
+        dynamic_partitions_requests=[
+            AddDynamicPartitionsRequest(replay_batches.name, new_partitions)
+        ]
         if new_partitions
         else [],
     )

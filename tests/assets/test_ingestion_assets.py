@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
+from exphil_pipeline.data_layout import DataLayout
 from exphil_pipeline.definitions import build_definitions
 from exphil_pipeline.jobs import INGEST_JOB_NAME
 from exphil_pipeline.partitions import replay_batches
 from exphil_pipeline.replay_batches import BatchRegistry
-from exphil_pipeline.data_layout import DataLayout
 from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
 from exphil_pipeline.sensors import replay_batch_sensor
 
@@ -36,7 +36,11 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 def test_code_location_validates(tmp_path: Path) -> None:
     result = subprocess.run(
         ["dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Validation successful" in result.stderr + result.stdout
@@ -111,7 +115,10 @@ def test_sensor_waits_for_a_folder_to_settle(real_replays: Path, tmp_path: Path)
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(
             instance=instance,
-            resources={"storage": ExphilStorage(home=str(tmp_path / "h")), "replay_library": library},
+            resources={
+                "storage": ExphilStorage(home=str(tmp_path / "h")),
+                "replay_library": library,
+            },
         )
         assert replay_batch_sensor(context).run_requests == []
 
@@ -127,7 +134,10 @@ def test_webserver_answers_graphql_listing_the_assets(tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
         ["dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     query = json.dumps({"query": "{ assetNodes { assetKey { path } } }"}).encode()
     try:
@@ -161,8 +171,11 @@ def test_cli_ingest_prints_summary_and_sql_reads_it(real_replays: Path, tmp_path
         shutil.copy(real_replays / name, folder)
     env = _env(tmp_path / "home")
     run = subprocess.run(
-        ["exphil", "ingest", str(folder), "--batch", "cli"], env=env, capture_output=True,
-        text=True, timeout=240,
+        ["exphil", "ingest", str(folder), "--batch", "cli"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
@@ -176,14 +189,22 @@ def test_cli_ingest_prints_summary_and_sql_reads_it(real_replays: Path, tmp_path
 
     query = "SELECT count(*) AS n FROM games"
     as_json = subprocess.run(
-        ["exphil", "sql", query, "--format", "json"], env=env, capture_output=True, text=True,
+        ["exphil", "sql", query, "--format", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     )
     assert json.loads(as_json.stdout) == [{"n": 3}]
     as_csv = subprocess.run(
-        ["exphil", "sql", query, "--format", "csv"], env=env, capture_output=True, text=True,
+        ["exphil", "sql", query, "--format", "csv"],
+        env=env,
+        capture_output=True,
+        text=True,
         check=True,
     )
     assert as_csv.stdout.splitlines() == ["n", "3"]
-    bad = subprocess.run(["exphil", "sql", "SELECT * FROM nope"], env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        ["exphil", "sql", "SELECT * FROM nope"], env=env, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "nope" in bad.stderr

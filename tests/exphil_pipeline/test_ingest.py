@@ -35,7 +35,9 @@ SMALL = ["peppi-netplay.slp", "js-nametags.slp", "peppi-ics.slp", "js-ntsc.slp"]
 
 
 @pytest.fixture(scope="module")
-def corpus(real_replays: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[DataLayout, BatchResult]:
+def corpus(
+    real_replays: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[DataLayout, BatchResult]:
     layout = DataLayout(tmp_path_factory.mktemp("home"))
     result = ingest_batch(ReplayBatch("corpus", real_replays), layout, IngestSettings(workers=2))
     build_catalog(layout)
@@ -118,7 +120,9 @@ def test_second_batch_and_rerun_do_not_duplicate_games(real_replays: Path, tmp_p
     assert sorted(frame_files) == sorted({i for (i,) in ids})
 
 
-def test_a_batch_that_gains_and_loses_files_is_rewritten(real_replays: Path, tmp_path: Path) -> None:
+def test_a_batch_that_gains_and_loses_files_is_rewritten(
+    real_replays: Path, tmp_path: Path
+) -> None:
     layout = DataLayout(tmp_path / "home")
     batch = ReplayBatch("grow", tmp_path / "grow")
     _copy(real_replays, batch.folder, SMALL[:2])
@@ -171,13 +175,17 @@ def test_kill_9_mid_run_leaves_no_partial_parquet(real_replays: Path, tmp_path: 
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     for delay in (0.8, 1.6):
-        process = subprocess.Popen([sys.executable, str(script), str(real_replays), str(home)], env=env)
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(real_replays), str(home)], env=env
+        )
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
         for path in home.rglob("*.parquet"):
             pq.read_metadata(path)  # every visible file is complete
-    result = ingest_batch(ReplayBatch("k", real_replays), DataLayout(home), IngestSettings(workers=2))
+    result = ingest_batch(
+        ReplayBatch("k", real_replays), DataLayout(home), IngestSettings(workers=2)
+    )
     assert result.count("ok") == 71
     leftovers = [p for p in home.rglob(".*") if ".tmp-" in p.name]
     assert leftovers == []

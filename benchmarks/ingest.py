@@ -1,0 +1,97 @@
+"""Ingest throughput against bare parsing, on the same files in the same run.
+
+    python benchmarks/ingest.py DIR [--workers N] [--repeat R]
+
+Prints one JSON object: files, frames, seconds, frames/s, MB/s, output/input bytes for the
+ingest (one worker = one core by default, plus the all-cores wall time), and the time of bare
+``peppi_py.read_slippi`` over the same files; targets: ingest <= 1.5x bare parse on one core,
+Parquet bytes <= 1/26 of .slp bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import peppi_py
+
+from exphil_pipeline.data_layout import DataLayout
+from exphil_pipeline.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.replay_batches import ReplayBatch, list_replay_files
+
+
+def bare_parse_seconds(files: list[Path]) -> tuple[float, int]:
+    """Time of ``peppi_py.read_slippi`` alone over ``files``; failures count their time too."""
+    began = time.perf_counter()
+    parsed = 0
+    for path in files:
+        try:
+            peppi_py.read_slippi(str(path))
+            parsed += 1
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                raise
+    return time.perf_counter() - began, parsed
+
+
+def timed_ingest(folder: Path, workers: int) -> dict[str, float | int]:
+    with tempfile.TemporaryDirectory() as home:
+        result = ingest_batch(
+            ReplayBatch("bench", folder), DataLayout(Path(home)), IngestSettings(workers=workers)
+        )
+    return {
+        "seconds": result.seconds,
+        "frames": result.frames,
+        "games": len(result.games),
+        "input_bytes": result.input_bytes,
+        "output_bytes": result.output_bytes,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--repeat", type=int, default=3, help="best of R runs for each figure")
+    args = parser.parse_args()
+    files = list_replay_files(args.dir)
+    bare = min(bare_parse_seconds(files)[0] for _ in range(args.repeat))
+    parsed = bare_parse_seconds(files)[1]
+    one_core = min(
+        (timed_ingest(args.dir, 1) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+    )
+    all_cores = min(
+        (timed_ingest(args.dir, 0) for _ in range(args.repeat)), key=lambda r: r["seconds"]
+    )
+    seconds = one_core["seconds"]
+    mb = one_core["input_bytes"] / 1e6
+    print(
+        json.dumps(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "cores": os.cpu_count(),
+                "files": len(files),
+                "files_bare_parser_accepts": parsed,
+                "frames": one_core["frames"],
+                "seconds": round(seconds, 3),
+                "frames_per_s": round(one_core["frames"] / seconds),
+                "mb_per_s": round(mb / seconds, 1),
+                "input_bytes": one_core["input_bytes"],
+                "output_bytes": one_core["output_bytes"],
+                "output_over_input": round(one_core["output_bytes"] / one_core["input_bytes"], 4),
+                "compression_ratio": round(one_core["input_bytes"] / one_core["output_bytes"], 1),
+                "bare_read_slippi_seconds": round(bare, 3),
+                "ingest_over_bare_parse": round(seconds / bare, 2),
+                "all_cores_seconds": round(all_cores["seconds"], 3),
+                "all_cores_frames_per_s": round(all_cores["frames"] / all_cores["seconds"]),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
