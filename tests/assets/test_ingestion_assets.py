@@ -23,7 +23,6 @@ from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
 from exphil_pipeline.sensors import replay_batch_sensor
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = ["peppi-netplay.slp", "js-nametags.slp", "peppi-ics.slp"]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
@@ -46,13 +45,17 @@ def test_code_location_validates(tmp_path: Path) -> None:
     assert "Validation successful" in result.stderr + result.stdout
 
 
+def _copy_into(folder: Path, files: list[Path]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        shutil.copy(path, folder)
+
+
 def test_partition_run_materializes_tables_and_passes_checks(
-    real_replays: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sample_replays: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "replays" / "small"
-    folder.mkdir(parents=True)
-    for name in FILES:
-        shutil.copy(real_replays / name, folder)
+    _copy_into(folder, sample_replays)
     monkeypatch.setenv("EXPHIL_HOME", str(tmp_path / "home"))
     layout = DataLayout.from_env()
     BatchRegistry(layout).register("small", folder)
@@ -76,14 +79,15 @@ def test_partition_run_materializes_tables_and_passes_checks(
     assert metadata[("games",)]["games_ok"].value == 3
     assert metadata[("frames",)]["rows"].value > 0
     assert metadata[("frames",)]["frames_per_s"].value > 0
-    assert "| peppi-ics.slp | ok |" in metadata[("games",)]["files"].value
+    assert f"| {sample_replays[0].name} | ok |" in metadata[("games",)]["files"].value
     assert len(list(layout.table_partition("frames", "small").glob("*.parquet"))) == 3
 
 
-def test_sensor_registers_new_folders_once_per_content(real_replays: Path, tmp_path: Path) -> None:
+def test_sensor_registers_new_folders_once_per_content(
+    sample_replays: list[Path], tmp_path: Path
+) -> None:
     root = tmp_path / "replays"
-    (root / "week-1").mkdir(parents=True)
-    shutil.copy(real_replays / FILES[0], root / "week-1")
+    _copy_into(root / "week-1", sample_replays[:1])
     (root / "empty-folder").mkdir()
     storage = ExphilStorage(home=str(tmp_path / "home"))
     library = ReplayLibrary(root=str(root), settle_seconds=0)
@@ -102,15 +106,14 @@ def test_sensor_registers_new_folders_once_per_content(real_replays: Path, tmp_p
         assert same.dynamic_partitions_requests == []
         assert same.run_requests[0].run_key == first.run_requests[0].run_key
 
-        shutil.copy(real_replays / FILES[1], root / "week-1")
+        shutil.copy(sample_replays[1], root / "week-1")
         grown = replay_batch_sensor(context)
         assert grown.run_requests[0].run_key != first.run_requests[0].run_key
 
 
-def test_sensor_waits_for_a_folder_to_settle(real_replays: Path, tmp_path: Path) -> None:
+def test_sensor_waits_for_a_folder_to_settle(sample_replays: list[Path], tmp_path: Path) -> None:
     root = tmp_path / "replays"
-    (root / "copying").mkdir(parents=True)
-    shutil.copy(real_replays / FILES[0], root / "copying")
+    _copy_into(root / "copying", sample_replays[:1])
     library = ReplayLibrary(root=str(root), settle_seconds=3600)
     with DagsterInstance.ephemeral() as instance:
         context = build_sensor_context(
@@ -164,11 +167,11 @@ def test_webserver_answers_graphql_listing_the_assets(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_cli_ingest_prints_summary_and_sql_reads_it(real_replays: Path, tmp_path: Path) -> None:
+def test_cli_ingest_prints_summary_and_sql_reads_it(
+    sample_replays: list[Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "cli-batch"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copy(real_replays / name, folder)
+    _copy_into(folder, sample_replays)
     env = _env(tmp_path / "home")
     run = subprocess.run(
         ["exphil", "ingest", str(folder), "--batch", "cli"],
