@@ -18,16 +18,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-RAW_HEADER = b"{U\x03raw[$U#l"
-EVENT_PAYLOADS = 0x35
-GAME_START = 0x36
-PRE_FRAME = 0x37
-POST_FRAME = 0x38
-GAME_END = 0x39
-FRAME_START = 0x3A
-FRAME_BOOKEND = 0x3C
+from exphil_pipeline.slippi_events import RAW_HEADER, Command
+
 # Game-end methods peppi 0.8 knows: 0 unresolved, 1 time, 2 game, 3 resolved, 7 no contest.
 KNOWN_END_METHODS = frozenset({0, 1, 2, 3, 7})
+_FRAME_EVENTS = frozenset({Command.FRAME_START, Command.PRE_FRAME, Command.POST_FRAME})
 
 
 class NotAReplayError(ValueError):
@@ -53,12 +48,12 @@ class RepairResult:
 
 
 def _event_sizes(raw: memoryview) -> tuple[dict[int, int], int]:
-    if len(raw) < 2 or raw[0] != EVENT_PAYLOADS:
+    if len(raw) < 2 or raw[0] != Command.EVENT_PAYLOADS:
         raise NotAReplayError("the raw stream does not start with an Event Payloads event")
     block = raw[1]
     if block < 1 or 1 + block > len(raw) or (block - 1) % 3:
         raise NotAReplayError("the Event Payloads event is malformed")
-    sizes = {EVENT_PAYLOADS: block}
+    sizes = {Command.EVENT_PAYLOADS: block}
     for i in range(2, 1 + block, 3):
         command, size = struct.unpack_from(">BH", raw, i)
         sizes[command] = size
@@ -91,7 +86,7 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
     sizes, offset = _event_sizes(raw)
 
     out = bytearray(raw[:offset])
-    has_bookends = FRAME_BOOKEND in sizes
+    has_bookends = Command.FRAME_BOOKEND in sizes
     pending = bytearray()  # events of the frame being read, committed when it completes
     pending_frame: int | None = None
     saw_game_start = False
@@ -110,11 +105,11 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
             scan.problems.append(f"partial event 0x{command:02x} at the end of the stream dropped")
             break
         event = raw[offset:end]
-        if command == GAME_START:
+        if command == Command.GAME_START:
             saw_game_start = True
             scan.version = (event[1], event[2], event[3])
             out += event
-        elif command == GAME_END:
+        elif command == Command.GAME_END:
             if pending:
                 out += pending
                 pending.clear()
@@ -125,9 +120,9 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
                 scan.problems.append(
                     f"game-end method {method} is unknown to the parser; stored as 0"
                 )
-                event = bytes([GAME_END, 0]) + bytes(event[2:])
+                event = bytes([Command.GAME_END, 0]) + bytes(event[2:])
             out += event
-        elif command in (FRAME_START, PRE_FRAME, POST_FRAME) and not has_bookends:
+        elif command in _FRAME_EVENTS and not has_bookends:
             frame = _frame_id(raw, offset)
             if pending_frame is not None and frame != pending_frame:
                 out += pending
@@ -135,7 +130,7 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
                 scan.complete_frames += 1
             pending_frame = frame
             pending += event
-        elif command == FRAME_BOOKEND:
+        elif command == Command.FRAME_BOOKEND:
             pending += event
             out += pending
             pending.clear()

@@ -22,6 +22,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from exphil_pipeline.atomic_files import atomic_path
+from exphil_pipeline.slippi_events import Command
 
 SLIPPI_VERSION: tuple[int, int, int] = (3, 16, 0)
 """The replay format version written. 3.16.0 has every field of the model (hitlag 3.8.0,
@@ -31,18 +32,6 @@ before 3.17.0's raw C-stick bytes and 3.18.0's stage events, which the model lea
 
 FIRST_FRAME = -123
 """Number of a game's first frame; frame 0 is when the timer starts counting down."""
-
-
-class Command(IntEnum):
-    """Command bytes that start each event in the raw stream."""
-
-    EVENT_PAYLOADS = 0x35
-    GAME_START = 0x36
-    PRE_FRAME = 0x37
-    POST_FRAME = 0x38
-    GAME_END = 0x39
-    FRAME_START = 0x3A
-    FRAME_BOOKEND = 0x3C
 
 
 class PlayerType(IntEnum):

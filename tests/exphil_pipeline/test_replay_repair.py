@@ -4,11 +4,8 @@ from pathlib import Path
 import pytest
 from peppi_py import read_slippi
 
-from exphil_pipeline.replay_repair import (
-    RAW_HEADER,
-    NotAReplayError,
-    repair_replay_bytes,
-)
+from exphil_pipeline.replay_repair import NotAReplayError, repair_replay_bytes
+from exphil_pipeline.slippi_events import RAW_HEADER
 
 
 def test_non_replay_bytes_are_refused_with_a_reason() -> None:
