@@ -85,10 +85,13 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
     raw = memoryview(data)[start : start + declared]
     sizes, offset = _event_sizes(raw)
 
-    out = bytearray(raw[:offset])
+    # Repair only ever drops a tail, so the result is a prefix of the stream: ``committed`` is
+    # where the last complete unit (game start, frame, game end) ends.
+    committed = offset
     has_bookends = Command.FRAME_BOOKEND in sizes
-    pending = bytearray()  # events of the frame being read, committed when it completes
-    pending_frame: int | None = None
+    frame_open = False  # events of a not yet complete frame lie past ``committed``
+    current_frame: int | None = None
+    unknown_end_at: int | None = None
     saw_game_start = False
     while offset < len(raw):
         command = raw[offset]
@@ -104,48 +107,46 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
             scan.truncated = True
             scan.problems.append(f"partial event 0x{command:02x} at the end of the stream dropped")
             break
-        event = raw[offset:end]
         if command == Command.GAME_START:
             saw_game_start = True
-            scan.version = (event[1], event[2], event[3])
-            out += event
+            scan.version = (raw[offset + 1], raw[offset + 2], raw[offset + 3])
+            committed = end
         elif command == Command.GAME_END:
-            if pending:
-                out += pending
-                pending.clear()
-                scan.complete_frames += 1
-            method = event[1]
-            scan.end_method = method
-            if method not in KNOWN_END_METHODS:
+            scan.complete_frames += frame_open
+            frame_open = False
+            scan.end_method = raw[offset + 1]
+            if scan.end_method not in KNOWN_END_METHODS:
+                unknown_end_at = offset + 1
                 scan.problems.append(
-                    f"game-end method {method} is unknown to the parser; stored as 0"
+                    f"game-end method {scan.end_method} is unknown to the parser; stored as 0"
                 )
-                event = bytes([Command.GAME_END, 0]) + bytes(event[2:])
-            out += event
+            committed = end
         elif command in _FRAME_EVENTS and not has_bookends:
+            # Before 3.0 there are no bookends: a frame is complete when the next one begins.
             frame = _frame_id(raw, offset)
-            if pending_frame is not None and frame != pending_frame:
-                out += pending
-                pending.clear()
+            if frame_open and frame != current_frame:
                 scan.complete_frames += 1
-            pending_frame = frame
-            pending += event
+                committed = offset
+            current_frame, frame_open = frame, True
         elif command == Command.FRAME_BOOKEND:
-            pending += event
-            out += pending
-            pending.clear()
             scan.complete_frames += 1
+            frame_open = False
+            committed = end
         else:
-            pending += event
+            # With bookends, every other event (frame start, pre/post, items) opens a frame.
+            frame_open = frame_open or has_bookends
         offset = end
     if not saw_game_start:
         raise NotAReplayError("the replay has no Game Start event")
-    if pending and scan.end_method is None:
+    if offset > committed and scan.end_method is None:
         scan.truncated = True
         scan.problems.append("the last frame was incomplete and was dropped")
     if scan.complete_frames == 0:
         raise NotAReplayError("the replay holds no complete frame")
     if scan.end_method is None:
         scan.problems.append("no game-end event (the recording stopped mid-game)")
+    out = bytearray(raw[:committed])
+    if unknown_end_at is not None:
+        out[unknown_end_at] = 0
     body = RAW_HEADER + struct.pack(">i", len(out)) + bytes(out) + b"U\x08metadata{}}"
     return RepairResult(body, scan)
