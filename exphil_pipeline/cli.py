@@ -26,7 +26,8 @@ class OutputFormat(StrEnum):
 
 def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
     """The one-line summary of an ingest run, read back from its Dagster events."""
-    games = frames = {}
+    games: dict[str, Any] = {}
+    frames: dict[str, Any] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         values = {k: v.value for k, v in materialization.metadata.items()}

@@ -34,8 +34,7 @@ def _has_files(layout: DataLayout, table: str) -> bool:
 
 
 def _lookup(con: duckdb.DuckDBPyConnection, name: str, rows: dict[int, str]) -> None:
-    lookup = pa.table({"id": list(rows), "name": list(rows.values())})  # noqa: F841
-    con.execute(f"CREATE TABLE {name} AS SELECT * FROM lookup")
+    con.from_arrow(pa.table({"id": list(rows), "name": list(rows.values())})).create(name)
 
 
 def build_catalog(layout: DataLayout) -> Path:
@@ -52,8 +51,8 @@ def build_catalog(layout: DataLayout) -> Path:
                     )
                 else:
                     # No batch has rows for it yet: an empty table with the same columns.
-                    empty = schema.empty_table().append_column("batch", pa.array([], pa.string()))  # noqa: F841
-                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty")
+                    empty = schema.empty_table().append_column("batch", pa.array([], pa.string()))
+                    con.from_arrow(empty).create(table)
             _lookup(con, "characters", INTERNAL_CHARACTER_NAMES)
             _lookup(con, "external_characters", EXTERNAL_CHARACTER_NAMES)
             _lookup(con, "stages", STAGE_NAMES)
