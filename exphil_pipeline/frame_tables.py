@@ -227,14 +227,16 @@ def items_table(game_id: str, peppi_frames: pa.StructArray) -> pa.Table:
     if peppi_frames.type.get_field_index("item") < 0:
         return ITEMS_SCHEMA.empty_table()
     order = _settle_order(peppi_frames)
-    settled = peppi_frames if order is None else peppi_frames.take(order)
-    item_lists = settled.field("item")
+    # Reorder only the item lists and ids, not the whole nested frame struct.
+    item_lists, frame_ids = peppi_frames.field("item"), peppi_frames.field("id")
+    if order is not None:
+        item_lists, frame_ids = item_lists.take(order), frame_ids.take(order)
     counts = pc.fill_null(pc.list_value_length(item_lists), 0).to_numpy()
     flat = item_lists.flatten()
     leaves = _leaves(flat) if len(flat) else {}
     columns: dict[str, pa.Array] = {
         "game_id": _repeated_string(game_id, len(flat)),
-        "frame": pa.array(np.repeat(settled.field("id").to_numpy(), counts), pa.int32()),
+        "frame": pa.array(np.repeat(frame_ids.to_numpy(), counts), pa.int32()),
     }
     for column in ITEM_COLUMNS:
         columns[column.name] = _cast(leaves.get(column.source), column, len(flat))
