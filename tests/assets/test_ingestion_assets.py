@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +27,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {**os.environ, "EXPHIL_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+    # The suite may run as `.venv/bin/python -m pytest` without an activated venv, so the
+    # console scripts are found next to the interpreter rather than on the caller's PATH.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {
+        **os.environ,
+        "PATH": path,
+        "EXPHIL_HOME": str(home),
+        "DAGSTER_HOME": str(home / "dagster"),
+    }
     env.pop("EXPHIL_REPLAYS", None)
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     return {**env, **extra}
