@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from exphil_pipeline.slot_frames import realignment
+
 
 @dataclass(frozen=True)
 class Column:
@@ -204,8 +206,16 @@ def _settle_order(peppi_frames: pa.StructArray) -> pa.Array | None:
     return pa.array(settled_frame_order(ids))
 
 
-def frames_table(game_id: str, peppi_frames: pa.StructArray) -> pa.Table:
-    """The ``frames`` rows of one game from peppi's frame struct array."""
+def frames_table(
+    game_id: str,
+    peppi_frames: pa.StructArray,
+    slot_updates: dict[tuple[int, bool], np.ndarray] | None = None,
+) -> pa.Table:
+    """The ``frames`` rows of one game from peppi's frame struct array.
+
+    ``slot_updates`` (replays before Slippi 3.0) holds the frame ids each slot's updates name;
+    a slot with gaps is moved back onto those frames (see :mod:`exphil_pipeline.slot_frames`).
+    """
     order = _settle_order(peppi_frames)
     frame_ids = peppi_frames.field("id")
     frame_ids = frame_ids if order is None else frame_ids.take(order)
@@ -216,6 +226,10 @@ def frames_table(game_id: str, peppi_frames: pa.StructArray) -> pa.Table:
         for slot_field, slot in zip(port_data.type, port_data.flatten(), strict=True):
             if slot_field.name in ("leader", "follower"):
                 is_follower = slot_field.name == "follower"
+                updates = (slot_updates or {}).get((port_number, is_follower))
+                rows = None if updates is None else realignment(frame_ids.to_numpy(), updates)
+                if rows is not None:
+                    slot = slot.take(pa.array(rows, mask=rows < 0))
                 tables.append(
                     _slot_table(game_id, frame_ids, port_number, is_follower, slot, order)
                 )

@@ -136,7 +136,7 @@ def ingest_file(task: FileTask) -> FileOutcome:
     describe_end(record, parsed.end, parsed.end_method_code)
     if parsed.repaired:
         record.status, record.error = "repaired", "; ".join(parsed.problems)
-    frames = frames_table(game_id, parsed.frames)
+    frames = frames_table(game_id, parsed.frames, parsed.slot_updates)
     items = items_table(game_id, parsed.frames)
     frame_ids = frames.column("frame")
     unique = pc.count_distinct(frame_ids).as_py()

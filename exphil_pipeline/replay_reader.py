@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from peppi_py._peppi import read_slippi as _peppi_read_slippi
 
 from exphil_pipeline.replay_repair import NotAReplayError, repair_replay_bytes
+from exphil_pipeline.slot_frames import post_frame_ids
+
+# Replays from this version on have frame bookends, and peppi places each update on its frame.
+BOOKENDS_VERSION = (3, 0, 0)
 
 
 class ReplayRejectedError(Exception):
@@ -41,6 +47,8 @@ class ParsedReplay:
     repaired: bool = False
     problems: list[str] = field(default_factory=list)
     end_method_code: int | None = None
+    # Before Slippi 3.0: the frame ids each slot's updates name (see slot_frames).
+    slot_updates: dict[tuple[int, bool], np.ndarray] | None = None
 
 
 def _describe(error: BaseException) -> str:
@@ -65,7 +73,9 @@ def read_replay(path: Path) -> ParsedReplay:
     """Parse ``path``; raises :class:`ReplayRejectedError` with a reason if it cannot."""
     try:
         start, end, metadata, frames = _peppi(str(path))
-        return ParsedReplay(start, end, metadata, frames)
+        parsed = ParsedReplay(start, end, metadata, frames)
+        _locate_slot_updates(parsed, path.read_bytes)
+        return parsed
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as error:  # peppi's PanicException derives from BaseException
@@ -90,7 +100,7 @@ def read_replay(path: Path) -> ParsedReplay:
     finally:
         os.unlink(tmp)
     problems = [f"peppi refused the original file ({first_error})", *repair.scan.problems]
-    return ParsedReplay(
+    parsed = ParsedReplay(
         start,
         end,
         metadata,
@@ -99,3 +109,11 @@ def read_replay(path: Path) -> ParsedReplay:
         problems=problems,
         end_method_code=repair.scan.end_method,
     )
+    _locate_slot_updates(parsed, lambda: repair.data)
+    return parsed
+
+
+def _locate_slot_updates(parsed: ParsedReplay, read_bytes: Callable[[], bytes]) -> None:
+    version = tuple(parsed.start.get("slippi", {}).get("version", ()))
+    if version and version < BOOKENDS_VERSION:
+        parsed.slot_updates = post_frame_ids(read_bytes())

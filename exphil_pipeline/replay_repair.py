@@ -47,7 +47,8 @@ class RepairResult:
     scan: StreamScan
 
 
-def _event_sizes(raw: memoryview) -> tuple[dict[int, int], int]:
+def event_sizes(raw: memoryview) -> tuple[dict[int, int], int]:
+    """Payload size per command from the Event Payloads event, and where the next event starts."""
     if len(raw) < 2 or raw[0] != Command.EVENT_PAYLOADS:
         raise NotAReplayError("the raw stream does not start with an Event Payloads event")
     block = raw[1]
@@ -83,7 +84,7 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
         )
         declared = available
     raw = memoryview(data)[start : start + declared]
-    sizes, offset = _event_sizes(raw)
+    sizes, offset = event_sizes(raw)
 
     # Repair only ever drops a tail, so the result is a prefix of the stream: ``committed`` is
     # where the last complete unit (game start, frame, game end) ends.

@@ -66,3 +66,35 @@ def catalog(real_replays: Path) -> list[CatalogEntry]:
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class IngestedStore:
+    """A data root holding one ingested batch, with its per-game records."""
+
+    home: Path
+    batch: str
+    games: list
+
+
+def _ingest_into(home: Path, folder: Path, batch: str) -> IngestedStore:
+    from exphil_pipeline.data_layout import DataLayout
+    from exphil_pipeline.ingest import IngestSettings, ingest_batch
+    from exphil_pipeline.replay_batches import ReplayBatch
+
+    result = ingest_batch(ReplayBatch(batch, folder), DataLayout(home), IngestSettings(workers=2))
+    return IngestedStore(home, batch, result.games)
+
+
+@pytest.fixture(scope="session")
+def real_store(real_replays: Path, tmp_path_factory: pytest.TempPathFactory) -> IngestedStore:
+    """The whole real corpus ingested once per session into a scratch data root."""
+    return _ingest_into(tmp_path_factory.mktemp("real-home"), real_replays, "real")
+
+
+@pytest.fixture(scope="session")
+def sample_store(
+    sample_replays: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> IngestedStore:
+    """The generated sample games ingested once per session into a scratch data root."""
+    return _ingest_into(tmp_path_factory.mktemp("sample-home"), sample_replays[0].parent, "samples")
