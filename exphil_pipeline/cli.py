@@ -197,6 +197,36 @@ def sql(
 
 
 @app.command()
+def parity(
+    replays: Annotated[list[Path], typer.Argument(help=".slp files (folders are searched).")],
+) -> None:
+    """Embed every frame both ways (frames Parquet vs libmelee's file console) and compare.
+
+    Prints one JSON line per replay; exits 1 if any frame differs, 2 if no replay was readable.
+    """
+    from tqdm import tqdm
+
+    from exphil_pipeline.parity import compare_replay
+    from exphil_pipeline.replay_batches import list_replay_files
+
+    files = [f for path in replays for f in (list_replay_files(path) if path.is_dir() else [path])]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        typer.echo(f"error: no such replay: {', '.join(missing)}", err=True)
+        raise typer.Exit(2)
+    layout = DataLayout.from_env()
+    statuses = []
+    for path in tqdm(files, desc="parity", unit="replay", file=sys.stderr, disable=len(files) < 2):
+        report = compare_replay(path, layout)
+        statuses.append(report.status)
+        typer.echo(json.dumps(report.to_dict()))
+    if "different" in statuses:
+        raise typer.Exit(1)
+    if statuses and all(s == "unreadable" for s in statuses):
+        raise typer.Exit(2)
+
+
+@app.command()
 def ui(port: Annotated[int, typer.Option(help="Webserver port.")] = 3000) -> None:
     """Start the Dagster UI and daemon on the same instance `exphil ingest` uses."""
     from exphil_pipeline.dagster_instance import ensure_dagster_home

@@ -1,0 +1,517 @@
+"""The embedding spec: one definition of the policy's input vector, with two entry points.
+
+``embed_batch`` embeds whole games from the ``frames`` Parquet columns (the pipeline);
+``embed_gamestate`` embeds one libmelee ``GameState`` (the runtime). Every feature below is
+declared once, with its Parquet extractor and its libmelee extractor side by side, and both
+paths finish through the same float32 scale-and-clip step, so a frame read either way gives
+the same bits (``exphil parity`` proves it on real replays).
+
+The vector is ego-centric and compact: float32 ``[D]`` where categorical features hold exact
+integer ids (the network expands them in its first layer). Layout, in order:
+
+1. four character slots: ``self``, ``self_nana``, ``opponent``, ``opponent_nana``
+   (each ``exists`` + the player features; zeros when the slot is empty);
+2. ``stage``;
+3. the ``ITEM_SLOTS`` items nearest to the target (``type``, ``dx``, ``dy``, ``owner``);
+4. the target's previous controller input in the controller spec's classes.
+
+One table, every column of the vector (Slippi field / libmelee attribute it comes from):
+
+| feature            | kind  | scale | clip / ids | source (Slippi / libmelee)                   |
+|--------------------|-------|-------|------------|----------------------------------------------|
+| {slot}_exists      | 0/1   | 1     | [0, 1]     | slot has data this frame / player or .nana   |
+| {slot}_x, _y       | float | 0.01  | [-5, 5]    | position / position.x, .y                    |
+| {slot}_percent     | float | 0.01  | [0, 10]    | percent / percent                            |
+| {slot}_shield      | float | 1/60  | [0, 1]     | shield / shield_strength                     |
+| {slot}_stocks      | float | 0.25  | [0, 4]     | stocks / stock                               |
+| {slot}_facing      | ±1    | 1     | [-1, 1]    | direction > 0 / facing                       |
+| {slot}_on_ground   | 0/1   | 1     | [0, 1]     | not airborne [a] / on_ground                 |
+| {slot}_invulnerable| 0/1   | 1     | [0, 1]     | hurtbox state != 0 [a] / invulnerable        |
+| {slot}_action_frame| float | 1/32  | [-1, 8]    | trunc(state age) [b] / action_frame          |
+| {slot}_hitlag      | float | 1/16  | [0, 4]     | trunc(hitlag) [c] / hitlag_left              |
+| {slot}_hitstun     | float | 1/64  | [-1, 4]    | trunc(misc AS) [c] / hitstun_frames_left     |
+| {slot}_vel_*  (5)  | float | 0.25  | [-10, 10]  | velocities [d] / speed_* [d]                 |
+| {slot}_jumps_left  | id    | 1     | 0..7       | jumps [a] / jumps_left                       |
+| {slot}_action_state| id    | 1     | 0..399     | action state, clamped / action.value         |
+| {slot}_character   | id    | 1     | 0..33      | internal id [e] / character.value            |
+| stage              | id    | 1     | 0..6       | index in STAGES [f] / stage.name             |
+| item{k}_type       | id    | 1     | 0..255     | 0 empty, else item type + 1 (max 255)        |
+| item{k}_dx, _dy    | float | 0.01  | [-5, 5]    | item position minus target position          |
+| item{k}_owner      | id    | 1     | 0..2       | 1 target's, 2 opponent's, 0 otherwise        |
+| prev_A … prev_D_UP | 0/1   | 1     | [0, 1]     | previous input's buttons (controller spec)   |
+| prev_main_x … c_y  | id    | 1     | 0..16      | previous input's stick classes               |
+| prev_shoulder      | id    | 1     | 0..4       | previous input's shoulder class              |
+
+``{slot}`` is each of ``self``, ``self_nana``, ``opponent``, ``opponent_nana``; ``k`` is
+0..ITEM_SLOTS-1. Notes: [a] before Slippi 3.0 libmelee reports on_ground 1, invulnerable 0,
+jumps 1; [b] +1 on the (character, action) pairs libmelee calls zero-indexed, for leaders
+only (its ``actiondata.csv``, part of the hash); [c] NaN as 0; [d] self_x_air, self_y,
+knockback_x, knockback_y, self_x_ground = speed_air_x_self, speed_y_self, speed_x_attack,
+speed_y_attack, speed_ground_x_self, 0 before 3.5; [e] *internal* character ids (post-frame
+byte; ``melee.Character`` values are internal), never the external ids of the game start;
+[f] 0 for every stage libmelee does not name (external ids via ``melee_ids.STAGE_NAMES``).
+Any other NaN lands on its feature's low clip bound.
+
+Items are ranked by squared distance to the target (float32), ties by spawn id. The
+"previous input" is the last action the policy sent: in training, the target's recorded input
+on the frame before the action it learns (see ``exphil_pipeline.training_examples``).
+
+libmelee presents some Slippi fields converted (``int()`` on float counters, defaults for fields
+older replays lack, +1 on the action frames of actions it calls zero-indexed); the batch path
+applies the same conversions, so the spec follows what the runtime can actually see.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.resources
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from runtime.controller_spec import CONTROLLER_SPEC, ControllerSpec
+from runtime.melee_ids import STAGE_NAMES
+
+SPEC_VERSION = 1
+ITEM_SLOTS = 4
+ACTION_STATE_LIMIT = 399
+CHARACTER_LIMIT = 33
+STAGES: tuple[str, ...] = (
+    "OTHER",
+    "FINAL_DESTINATION",
+    "BATTLEFIELD",
+    "POKEMON_STADIUM",
+    "DREAMLAND",
+    "FOUNTAIN_OF_DREAMS",
+    "YOSHIS_STORY",
+)
+SLOT_NAMES: tuple[str, ...] = ("self", "self_nana", "opponent", "opponent_nana")
+
+
+@dataclass(frozen=True)
+class SlotColumns:
+    """One character slot over N frames, as stored in ``frames`` (nulls already filled).
+
+    Field names are the ``frames`` column names; fill nulls with :data:`SLOT_NULL_FILL`.
+    """
+
+    present: np.ndarray
+    character: np.ndarray
+    action_state: np.ndarray
+    action_frame: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    percent: np.ndarray
+    shield: np.ndarray
+    stocks: np.ndarray
+    facing: np.ndarray
+    airborne: np.ndarray
+    jumps_left: np.ndarray
+    hitlag: np.ndarray
+    hitstun_misc: np.ndarray
+    vel_self_x_air: np.ndarray
+    vel_self_y: np.ndarray
+    vel_knockback_x: np.ndarray
+    vel_knockback_y: np.ndarray
+    vel_self_x_ground: np.ndarray
+    hurtbox_state: np.ndarray
+
+
+# What libmelee reports when a replay predates a field (and harmless values for empty slots).
+SLOT_NULL_FILL: dict[str, float | int | bool] = {
+    "present": False,
+    "character": 0,
+    "action_state": 0,
+    "action_frame": 0.0,
+    "x": 0.0,
+    "y": 0.0,
+    "percent": 0.0,
+    "shield": 0.0,
+    "stocks": 0,
+    "facing": 0,
+    "airborne": False,
+    "jumps_left": 1,
+    "hitlag": 0.0,
+    "hitstun_misc": 0.0,
+    "vel_self_x_air": 0.0,
+    "vel_self_y": 0.0,
+    "vel_knockback_x": 0.0,
+    "vel_knockback_y": 0.0,
+    "vel_self_x_ground": 0.0,
+    "hurtbox_state": 0,
+}
+
+
+@dataclass(frozen=True)
+class ItemColumns:
+    """Items in long format: one row per (frame, item), ``frame_index`` into the N frames."""
+
+    frame_index: np.ndarray
+    item_type: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    owner: np.ndarray  # port index 0-3, -1 unowned or unknown (before 3.6)
+    spawn_id: np.ndarray
+
+    @classmethod
+    def empty(cls) -> ItemColumns:
+        return cls(*(np.zeros(0, dtype=np.float32) for _ in range(6)))
+
+
+@dataclass(frozen=True)
+class GameColumns:
+    """Everything ``embed_batch`` needs for N frames of one (target, opponent) pairing.
+
+    ``previous_input`` holds the controller classes of the last action sent before each
+    frame's action (``uint8[N, heads]``); ``target_port``/``opponent_port`` are 1-4.
+    """
+
+    slots: tuple[SlotColumns, SlotColumns, SlotColumns, SlotColumns]
+    external_stage: int
+    items: ItemColumns
+    previous_input: np.ndarray
+    target_port: int
+    opponent_port: int
+
+
+@dataclass(frozen=True)
+class PlayerFeature:
+    """One per-slot feature: its transform and its two extractors (Parquet and libmelee)."""
+
+    name: str
+    scale: float
+    low: float
+    high: float
+    vocab: int
+    batch: Callable[[SlotColumns, bool], np.ndarray] = field(repr=False, compare=False)
+    live: Callable[[object], float] = field(repr=False, compare=False)
+
+
+def _trunc(values: np.ndarray) -> np.ndarray:
+    """libmelee's ``int(float)``: toward zero; NaN as 0 (libmelee's hitstun fallback)."""
+    return np.trunc(np.nan_to_num(values.astype(np.float32, copy=False), nan=0.0))
+
+
+def _continuous(
+    name: str,
+    scale: float,
+    low: float,
+    high: float,
+    batch: Callable[[SlotColumns, bool], np.ndarray],
+    live: Callable[[object], float],
+) -> PlayerFeature:
+    return PlayerFeature(name, scale, low, high, 0, batch, live)
+
+
+def _categorical(
+    name: str,
+    vocab: int,
+    batch: Callable[[SlotColumns, bool], np.ndarray],
+    live: Callable[[object], float],
+) -> PlayerFeature:
+    return PlayerFeature(name, 1.0, 0.0, float(vocab - 1), vocab, batch, live)
+
+
+def _zero_indexed_actions() -> np.ndarray:
+    """libmelee's table of (character, action) pairs whose action frame it shifts by one."""
+    table = np.zeros((256, 1024), dtype=np.bool_)
+    with importlib.resources.files("melee").joinpath("actiondata.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["zeroindex"] == "True":
+                table[int(row["character"]), int(row["action"])] = True
+    return table
+
+
+ZERO_INDEXED_ACTIONS = _zero_indexed_actions()
+
+
+def _action_frame(columns: SlotColumns, is_leader: bool) -> np.ndarray:
+    frames = _trunc(columns.action_frame)
+    if not is_leader:
+        # libmelee applies its re-indexing to the players it lists, never to Nana.
+        return frames
+    action = np.minimum(columns.action_state.astype(np.int64), ZERO_INDEXED_ACTIONS.shape[1] - 1)
+    character = columns.character.astype(np.int64) & 0xFF
+    return frames + ZERO_INDEXED_ACTIONS[character, action]
+
+
+def _velocity(column: str, attribute: str) -> PlayerFeature:
+    return _continuous(
+        column,
+        0.25,
+        -10,
+        10,
+        lambda c, _: getattr(c, column),
+        lambda p: getattr(p, attribute),
+    )
+
+
+PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
+    _continuous("exists", 1, 0, 1, lambda c, _: c.present, lambda p: 1.0),
+    _continuous("x", 0.01, -5, 5, lambda c, _: c.x, lambda p: p.position.x),
+    _continuous("y", 0.01, -5, 5, lambda c, _: c.y, lambda p: p.position.y),
+    _continuous("percent", 0.01, 0, 10, lambda c, _: c.percent, lambda p: p.percent),
+    _continuous("shield", 1 / 60, 0, 1, lambda c, _: c.shield, lambda p: p.shield_strength),
+    _continuous("stocks", 0.25, 0, 4, lambda c, _: c.stocks, lambda p: p.stock),
+    _continuous(
+        "facing",
+        1,
+        -1,
+        1,
+        lambda c, _: np.where(c.facing > 0, np.float32(1), np.float32(-1)),
+        lambda p: 1.0 if p.facing else -1.0,
+    ),
+    _continuous("on_ground", 1, 0, 1, lambda c, _: ~c.airborne, lambda p: p.on_ground),
+    _continuous(
+        "invulnerable", 1, 0, 1, lambda c, _: c.hurtbox_state != 0, lambda p: p.invulnerable
+    ),
+    _continuous("action_frame", 1 / 32, -1, 8, _action_frame, lambda p: p.action_frame),
+    _continuous("hitlag", 1 / 16, 0, 4, lambda c, _: _trunc(c.hitlag), lambda p: p.hitlag_left),
+    _continuous(
+        "hitstun",
+        1 / 64,
+        -1,
+        4,
+        lambda c, _: _trunc(c.hitstun_misc),
+        lambda p: p.hitstun_frames_left,
+    ),
+    _velocity("vel_self_x_air", "speed_air_x_self"),
+    _velocity("vel_self_y", "speed_y_self"),
+    _velocity("vel_knockback_x", "speed_x_attack"),
+    _velocity("vel_knockback_y", "speed_y_attack"),
+    _velocity("vel_self_x_ground", "speed_ground_x_self"),
+    _categorical("jumps_left", 8, lambda c, _: c.jumps_left, lambda p: p.jumps_left),
+    _categorical(
+        "action_state",
+        ACTION_STATE_LIMIT + 1,
+        lambda c, _: c.action_state,
+        lambda p: p.action.value,
+    ),
+    _categorical(
+        "character", CHARACTER_LIMIT + 1, lambda c, _: c.character, lambda p: p.character.value
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """One column of the output vector."""
+
+    name: str
+    scale: float
+    low: float
+    high: float
+    vocab: int  # 0 for continuous features
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.vocab > 0
+
+
+def _item_columns(slot: int) -> list[FeatureColumn]:
+    prefix = f"item{slot}_"
+    return [
+        FeatureColumn(prefix + "type", 1, 0, 255, 256),
+        FeatureColumn(prefix + "dx", 0.01, -5, 5, 0),
+        FeatureColumn(prefix + "dy", 0.01, -5, 5, 0),
+        FeatureColumn(prefix + "owner", 1, 0, 2, 3),
+    ]
+
+
+def _previous_input_columns(controller: ControllerSpec) -> list[FeatureColumn]:
+    columns = []
+    for head, classes in zip(controller.heads, controller.head_classes, strict=True):
+        if classes == 2:
+            columns.append(FeatureColumn(f"prev_{head}", 1, 0, 1, 0))
+        else:
+            columns.append(FeatureColumn(f"prev_{head}", 1, 0, classes - 1, classes))
+    return columns
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """The versioned feature layout. ``content_hash`` changes whenever any feature does."""
+
+    version: int = SPEC_VERSION
+    item_slots: int = ITEM_SLOTS
+    controller: ControllerSpec = CONTROLLER_SPEC
+
+    @cached_property
+    def columns(self) -> tuple[FeatureColumn, ...]:
+        columns = [
+            FeatureColumn(f"{slot}_{f.name}", f.scale, f.low, f.high, f.vocab)
+            for slot in SLOT_NAMES
+            for f in PLAYER_FEATURES
+        ]
+        columns.append(FeatureColumn("stage", 1, 0, len(STAGES) - 1, len(STAGES)))
+        for slot in range(self.item_slots):
+            columns.extend(_item_columns(slot))
+        columns.extend(_previous_input_columns(self.controller))
+        return tuple(columns)
+
+    @cached_property
+    def dim(self) -> int:
+        return len(self.columns)
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def categorical(self) -> tuple[tuple[int, int], ...]:
+        """(column index, vocabulary size) of every id column, for the network's first layer."""
+        return tuple((i, c.vocab) for i, c in enumerate(self.columns) if c.is_categorical)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "item_slots": self.item_slots,
+            "columns": [[c.name, c.scale, c.low, c.high, c.vocab] for c in self.columns],
+            "stages": list(STAGES),
+            "zero_indexed_actions": np.flatnonzero(ZERO_INDEXED_ACTIONS).tolist(),
+            "controller_hash": self.controller.content_hash,
+        }
+
+    @cached_property
+    def content_hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+EMBEDDING_SPEC = EmbeddingSpec()
+_COLUMNS = EMBEDDING_SPEC.columns
+_DIM = len(_COLUMNS)
+_SCALE = np.array([c.scale for c in _COLUMNS], dtype=np.float32)
+_LOW = np.array([c.low for c in _COLUMNS], dtype=np.float32)
+_HIGH = np.array([c.high for c in _COLUMNS], dtype=np.float32)
+_ITEM_START = len(SLOT_NAMES) * len(PLAYER_FEATURES) + 1
+_PREVIOUS_START = _ITEM_START + 4 * ITEM_SLOTS
+
+
+def _finish(raw: np.ndarray) -> np.ndarray:
+    """The one transform both paths share: scale, then clip, in float32.
+
+    ``fmax``/``fmin`` return the non-NaN operand, so a NaN lands on the low clip bound.
+    """
+    np.multiply(raw, _SCALE, out=raw)
+    np.fmax(raw, _LOW, out=raw)
+    return np.fmin(raw, _HIGH, out=raw)
+
+
+def stage_index(stage_name: str) -> int:
+    """Index of a stage name in ``STAGES`` (0 for every stage libmelee does not name)."""
+    return STAGES.index(stage_name) if stage_name in STAGES else 0
+
+
+def _owner_relation(owner_port: np.ndarray, target_port: int, opponent_port: int) -> np.ndarray:
+    relation = np.zeros(owner_port.shape, dtype=np.float32)
+    relation[owner_port == target_port] = 1
+    relation[owner_port == opponent_port] = 2
+    return relation
+
+
+# -- the pipeline path: whole games, vectorized ------------------------------------------------
+
+
+def embed_batch(columns: GameColumns) -> np.ndarray:
+    """Embed N frames at once: ``float32[N, EMBEDDING_SPEC.dim]``, no Python loop per frame."""
+    n = len(columns.slots[0].present)
+    raw = np.zeros((n, _DIM), dtype=np.float32)
+    block = len(PLAYER_FEATURES)
+    for slot_index, slot in enumerate(columns.slots):
+        is_leader = slot_index % 2 == 0
+        present = slot.present.astype(np.bool_, copy=False)
+        for offset, feature in enumerate(PLAYER_FEATURES):
+            raw[:, slot_index * block + offset] = np.where(
+                present, feature.batch(slot, is_leader), np.float32(0)
+            )
+    raw[:, _ITEM_START - 1] = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
+    _nearest_items_batch(raw, columns)
+    raw[:, _PREVIOUS_START:] = columns.previous_input
+    return _finish(raw)
+
+
+def _nearest_items_batch(raw: np.ndarray, columns: GameColumns) -> None:
+    items = columns.items
+    if len(items.frame_index) == 0:
+        return
+    target = columns.slots[0]
+    frame_index = items.frame_index.astype(np.int64)
+    dx = items.x.astype(np.float32) - target.x.astype(np.float32)[frame_index]
+    dy = items.y.astype(np.float32) - target.y.astype(np.float32)[frame_index]
+    distance = dx * dx + dy * dy
+    order = np.lexsort((items.spawn_id, distance, frame_index))
+    sorted_frames = frame_index[order]
+    first_of_frame = np.searchsorted(sorted_frames, sorted_frames, side="left")
+    rank = np.arange(len(order)) - first_of_frame
+    keep = rank < ITEM_SLOTS
+    rows, chosen, slot = sorted_frames[keep], order[keep], rank[keep]
+    base = _ITEM_START + 4 * slot
+    item_type = np.minimum(items.item_type[chosen].astype(np.float32), 254) + 1
+    owner_port = items.owner[chosen].astype(np.int64) + 1
+    raw[rows, base] = item_type
+    raw[rows, base + 1] = dx[chosen]
+    raw[rows, base + 2] = dy[chosen]
+    raw[rows, base + 3] = _owner_relation(owner_port, columns.target_port, columns.opponent_port)
+
+
+# -- the runtime path: one libmelee GameState ---------------------------------------------------
+
+
+def embed_gamestate(
+    gamestate: object,
+    port: int,
+    opponent_port: int,
+    previous_input: np.ndarray,
+) -> np.ndarray:
+    """Embed one libmelee ``GameState`` for the player on ``port``: ``float32[dim]``.
+
+    ``previous_input`` is the controller classes of the last action the policy sent
+    (``CONTROLLER_SPEC.neutral()`` on a game's first frame).
+    """
+    players = gamestate.players
+    target = players.get(port)
+    if target is None:
+        raise KeyError(f"port {port} has no player in this frame (ports: {sorted(players)})")
+    opponent = players.get(opponent_port)
+    values: list[float] = []
+    for player in (target, target.nana, opponent, opponent.nana if opponent else None):
+        if player is None:
+            values.extend([0.0] * len(PLAYER_FEATURES))
+        else:
+            values.extend([feature.live(player) for feature in PLAYER_FEATURES])
+    values.append(float(stage_index(gamestate.stage.name)))
+    values.extend(_nearest_items_live(gamestate.projectiles, target, port, opponent_port))
+    raw = np.empty(_DIM, dtype=np.float32)
+    raw[:_PREVIOUS_START] = values
+    raw[_PREVIOUS_START:] = previous_input
+    return _finish(raw)
+
+
+def _nearest_items_live(
+    projectiles: list, target: object, port: int, opponent_port: int
+) -> list[float]:
+    values = [0.0] * (4 * ITEM_SLOTS)
+    if not projectiles:
+        return values
+    target_x, target_y = np.float32(target.position.x), np.float32(target.position.y)
+    ranked = []
+    for projectile in projectiles:
+        dx = np.float32(projectile.position.x) - target_x
+        dy = np.float32(projectile.position.y) - target_y
+        ranked.append((dx * dx + dy * dy, int(projectile.spawn_id), dx, dy, projectile))
+    ranked.sort(key=lambda entry: (entry[0], entry[1]))
+    for slot, (_, _, dx, dy, projectile) in enumerate(ranked[:ITEM_SLOTS]):
+        owner = projectile.owner
+        relation = 1 if owner == port else 2 if owner == opponent_port else 0
+        values[4 * slot : 4 * slot + 4] = [
+            float(min(projectile.type.value, 254) + 1),
+            float(dx),
+            float(dy),
+            float(relation),
+        ]
+    return values

@@ -1,0 +1,115 @@
+"""The ``training_set`` asset on generated games: selection, shards, manifest, checks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dagster import materialize
+
+from assets.training_set import training_set
+from exphil_pipeline.data_layout import DataLayout
+from exphil_pipeline.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.replay_batches import ReplayBatch
+from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.sample_games import FOX, MEWTWO, generate_game
+from exphil_pipeline.slp_writer import write_slp
+from exphil_pipeline.training_set import DatasetConfig, TrainingSet, is_heldout
+from runtime.controller_spec import CONTROLLER_SPEC
+from runtime.embedding_spec import EMBEDDING_SPEC
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, sample_replays: list[Path]) -> Path:
+    """Three Mewtwo-on-port-1 samples plus one game with Mewtwo on port 2."""
+    root = tmp_path_factory.mktemp("ts-home")
+    folder = root / "replays"
+    folder.mkdir()
+    for path in sample_replays:
+        shutil.copy(path, folder / path.name)
+    write_slp(folder / "swapped.slp", generate_game(99, 900, characters=(FOX, MEWTWO)))
+    ingest_batch(ReplayBatch("b1", folder), DataLayout(root), IngestSettings(workers=1))
+    return root
+
+
+def _materialize(home: Path, **config: object):
+    result = materialize(
+        [training_set],
+        resources={"storage": ExphilStorage(home=str(home))},
+        run_config={"ops": {"training_set": {"config": config}}},
+        raise_on_error=False,
+    )
+    return result
+
+
+def test_builds_shards_episodes_and_manifest(home: Path) -> None:
+    result = _materialize(home, name="mewtwo", characters=["MEWTWO"], shard_frames=1000)
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert [(c.check_name, c.passed) for c in checks] == [("values_valid", True)]
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["bytes_per_frame"].value <= 512
+    assert "MEWTWO" in metadata["frames_per_character"].value
+
+    dataset = TrainingSet.open(home / "training_sets" / "mewtwo")
+    manifest = dataset.manifest
+    assert manifest["embedding_spec"]["hash"] == EMBEDDING_SPEC.content_hash
+    assert manifest["controller_spec"]["hash"] == CONTROLLER_SPEC.content_hash
+    assert set(manifest["frames_per_character"]) == {"MEWTWO"}
+    total = 0
+    for split in ("train", "heldout"):
+        episodes = dataset.episodes(split).to_pylist()
+        shards = list(dataset.shards(split))
+        for features, targets in shards:
+            assert isinstance(features, np.memmap) and features.shape[1] == EMBEDDING_SPEC.dim
+            assert features.dtype == np.float32 and targets.dtype == np.uint8
+        for episode in episodes:
+            # Episodes live inside one shard and never cross a game boundary.
+            features, targets = shards[episode["shard"]]
+            assert episode["start"] + episode["length"] <= len(targets)
+            assert is_heldout(episode["game_id"], 0.1) == (split == "heldout")
+        assert sum(e["length"] for e in episodes) == dataset.frames(split)
+        total += dataset.frames(split)
+    # The player is chosen by character: Mewtwo is on port 2 in the swapped game.
+    ports = {e["port"] for s in ("train", "heldout") for e in dataset.episodes(s).to_pylist()}
+    assert ports == {1, 2}
+    assert total == metadata["frames"].value
+
+
+def test_rematerializing_gives_identical_files(home: Path) -> None:
+    assert _materialize(home, name="again", characters=["MEWTWO"]).success
+    folder = home / "training_sets" / "again"
+    first = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")}
+    assert _materialize(home, name="again", characters=["MEWTWO"]).success
+    second = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")}
+    assert first == second
+    leftovers = [p.name for p in (home / "training_sets").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_both_players_when_both_match_and_opponent_filter(home: Path) -> None:
+    assert _materialize(home, name="all", characters=["all"]).success
+    both = TrainingSet.open(home / "training_sets" / "all").manifest
+    assert set(both["frames_per_character"]) == {"MEWTWO", "FOX"}
+    assert _materialize(home, name="vsfox", characters=["all"], opponent_characters=["FOX"]).success
+    vs_fox = TrainingSet.open(home / "training_sets" / "vsfox").manifest
+    assert set(vs_fox["frames_per_character"]) == {"MEWTWO"}
+
+
+def test_config_errors_name_the_field() -> None:
+    with pytest.raises(ValueError, match="unknown character names \\['MEWTW0'\\]"):
+        DatasetConfig(characters=("MEWTW0",))
+    with pytest.raises(ValueError, match="frame_delay"):
+        DatasetConfig(frame_delay=-1)
+
+
+def test_a_training_set_from_another_spec_is_refused(home: Path, tmp_path: Path) -> None:
+    assert _materialize(home, name="spec", characters=["MEWTWO"]).success
+    copy = tmp_path / "spec"
+    shutil.copytree(home / "training_sets" / "spec", copy)
+    manifest = (copy / "manifest.json").read_text()
+    (copy / "manifest.json").write_text(manifest.replace(EMBEDDING_SPEC.content_hash, "0" * 64))
+    with pytest.raises(ValueError, match="re-materialize training_set"):
+        TrainingSet.open(copy)
