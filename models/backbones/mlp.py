@@ -1,0 +1,36 @@
+"""A frame-by-frame MLP: no memory, so it sees only what the current frame vector holds."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from models.backbones.base import Backbone, State, StateTensorSpec
+
+
+class MLPBackbone(Backbone):
+    """``num_layers`` blocks of Linear -> LayerNorm -> GELU -> Dropout, applied per frame."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.input_dim = input_dim
+        self.output_dim = hidden_dim
+        layers: list[nn.Module] = []
+        width = input_dim
+        for _ in range(num_layers):
+            layers += [
+                nn.Linear(width, hidden_dim),
+                nn.LayerNorm(hidden_dim),
+                nn.GELU(),
+                nn.Dropout(dropout),
+            ]
+            width = hidden_dim
+        self.layers = nn.Sequential(*layers)
+
+    def state_specs(self, batch_size: int) -> tuple[StateTensorSpec, ...]:
+        return ()
+
+    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.layers(x), ()
+
+    def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.layers(x), ()

@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from models import CategoricalColumn, FeatureInput, categorical_columns
+
+
+def make_input() -> FeatureInput:
+    return FeatureInput(
+        5, [CategoricalColumn(index=1, vocab_size=4, embedding_dim=3), CategoricalColumn(4, 2, 2)]
+    )
+
+
+def test_continuous_columns_pass_through_then_embeddings_follow() -> None:
+    layer = make_input()
+    frames = torch.tensor([[0.5, 2.0, -1.0, 3.5, 1.0]])
+    out = layer(frames)
+    assert layer.output_dim == 3 + 3 + 2
+    assert out.shape == (1, layer.output_dim)
+    torch.testing.assert_close(out[:, :3], torch.tensor([[0.5, -1.0, 3.5]]))
+    torch.testing.assert_close(out[0, 3:6], layer.embeddings[0].weight[2])
+    torch.testing.assert_close(out[0, 6:], layer.embeddings[1].weight[1])
+
+
+def test_any_leading_shape() -> None:
+    layer = make_input()
+    assert layer(torch.zeros(2, 7, 5)).shape == (2, 7, layer.output_dim)
+
+
+def test_out_of_range_ids_are_clamped_into_the_vocabulary() -> None:
+    layer = make_input()
+    nan, inf = float("nan"), float("inf")
+    frames = torch.tensor(
+        [[0.0, -3.0, 0.0, 0.0, 99.0], [0.0, 7.0, 0.0, 0.0, inf], [0.0, nan, 0.0, 0.0, -inf]]
+    )
+    out = layer(frames)
+    first, second = layer.embeddings[0].weight, layer.embeddings[1].weight
+    for row, (first_id, second_id) in enumerate([(0, 1), (3, 1), (0, 0)]):
+        torch.testing.assert_close(out[row, 3:6], first[first_id])
+        torch.testing.assert_close(out[row, 6:], second[second_id])
+
+
+def test_no_categorical_columns_is_the_identity() -> None:
+    frames = torch.randn(3, 4)
+    torch.testing.assert_close(FeatureInput(4, [])(frames), frames)
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [
+        [CategoricalColumn(1, 4, 3), CategoricalColumn(1, 2, 2)],
+        [CategoricalColumn(5, 4, 3)],
+    ],
+)
+def test_rejects_repeated_or_out_of_range_columns(columns: list[CategoricalColumn]) -> None:
+    with pytest.raises(ValueError):
+        FeatureInput(5, columns)
+
+
+def test_categorical_column_validates_and_round_trips() -> None:
+    with pytest.raises(ValueError):
+        CategoricalColumn(index=0, vocab_size=0, embedding_dim=2)
+    column = CategoricalColumn(index=2, vocab_size=400, embedding_dim=16)
+    assert CategoricalColumn.from_dict(column.to_dict()) == column
+
+
+def test_categorical_columns_cap_the_embedding_width() -> None:
+    columns = categorical_columns([(4, 400), (9, 6)], max_embedding_dim=16)
+    assert columns == (CategoricalColumn(4, 400, 16), CategoricalColumn(9, 6, 6))

@@ -1,0 +1,107 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import BACKBONE_KINDS, CategoricalColumn, Policy, PolicyConfig, controller_metrics
+from runtime.controller_spec import CONTROLLER_SPEC
+from tests.models.synthetic import random_targets, synthetic_frames, tiny_config
+
+NUM_HEADS = CONTROLLER_SPEC.num_heads
+
+
+def test_config_round_trips_through_json() -> None:
+    config = tiny_config("hybrid", value_head=True, dropout=0.1)
+    data = json.loads(json.dumps(config.to_dict()))
+    assert PolicyConfig.from_dict(data) == config
+    assert data["head_classes"] == list(CONTROLLER_SPEC.head_classes)
+    assert data["controller_spec_hash"] == CONTROLLER_SPEC.content_hash
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"backbone": "transformer"},
+        {"hidden_dim": 0},
+        {"window": 1},
+        {"backbone": "attention", "hidden_dim": 30, "num_attention_heads": 4},
+        {"dropout": 1.0},
+        {"embedding_spec_hash": ""},
+        {"categorical": (CategoricalColumn(8, 4, 2),)},
+        {"categorical": (CategoricalColumn(1, 4, 2), CategoricalColumn(1, 3, 2))},
+        {"head_classes": (2, 1)},
+        {"joint_heads": 14},
+    ],
+)
+def test_config_rejects_invalid_settings(overrides: dict[str, object]) -> None:
+    settings = {"backbone": "gru", **overrides}
+    backbone = str(settings.pop("backbone"))
+    with pytest.raises(ValueError, match="invalid PolicyConfig"):
+        tiny_config(backbone, **settings)
+
+
+def test_config_rejects_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        PolicyConfig.from_dict({**tiny_config("mlp").to_dict(), "hidden": 3})
+
+
+@pytest.mark.parametrize("kind", BACKBONE_KINDS)
+@torch.no_grad()
+def test_checkpoint_save_and_load_gives_identical_outputs(kind: str, tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    policy = Policy.from_config(tiny_config(kind, value_head=True)).eval()
+    torch.save(policy.checkpoint(), tmp_path / "policy.pt")
+    loaded = Policy.from_checkpoint(torch.load(tmp_path / "policy.pt", weights_only=True)).eval()
+
+    features = synthetic_frames(2, 9, generator)
+    targets = random_targets((2, 9), CONTROLLER_SPEC.head_classes, generator)
+    logits, state = policy(features, targets)
+    loaded_logits, loaded_state = loaded(features, targets)
+    for original, restored in zip([*logits, *state], [*loaded_logits, *loaded_state], strict=True):
+        assert torch.equal(original, restored)
+
+    uniforms, temperature = torch.rand(2, NUM_HEADS, generator=generator), torch.tensor(0.7)
+    stepped = policy.step(features[:, 0], policy.initial_state(2), uniforms, temperature)
+    loaded_stepped = loaded.step(features[:, 0], loaded.initial_state(2), uniforms, temperature)
+    assert torch.equal(stepped[0], loaded_stepped[0])
+    assert torch.equal(stepped[1], loaded_stepped[1])
+
+
+@torch.no_grad()
+def test_step_output_shapes_and_value_head() -> None:
+    generator = torch.Generator().manual_seed(0)
+    policy = Policy(tiny_config("gru", value_head=True)).eval()
+    features = synthetic_frames(3, 4, generator)
+    classes, probs, state = policy.step(
+        features[:, 0], policy.initial_state(3), torch.rand(3, NUM_HEADS), torch.tensor(1.0)
+    )
+    assert classes.shape == probs.shape == (3, NUM_HEADS)
+    assert ((probs > 0) & (probs <= 1)).all()
+    assert [s.shape for s in state] == [spec.shape for spec in policy.state_specs(3)]
+    hidden, _ = policy.encode(features)
+    assert policy.predict_value(hidden).shape == (3, 4)
+    with pytest.raises(ValueError, match="value head"):
+        Policy(tiny_config("gru")).predict_value(hidden)
+
+
+@pytest.mark.parametrize("kind", BACKBONE_KINDS)
+def test_training_overfits_a_small_fixed_batch(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(1)
+    features = synthetic_frames(4, 32, generator)
+    targets = random_targets((4, 32), CONTROLLER_SPEC.head_classes, generator)
+    policy = Policy(tiny_config(kind))
+    optimizer = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(400):
+        logits, _ = policy(features, targets)
+        loss = controller_metrics(logits, targets).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if losses[-1] < 0.05 * losses[0]:
+            break
+    assert losses[-1] < 0.05 * losses[0], f"{kind}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
