@@ -7,6 +7,7 @@ import os
 from dagster import Definitions, multiprocess_executor
 
 from assets.ingestion import ingest_replay_batch, raw_replays
+from assets.teacher import teacher
 from assets.training_set import training_set
 from exphil_pipeline.data_layout import REPLAYS_ENV, DataLayout
 from exphil_pipeline.jobs import ingest_job
@@ -17,7 +18,7 @@ from exphil_pipeline.sensors import replay_batch_sensor
 def build_definitions() -> Definitions:
     """Definitions bound to this process's ``EXPHIL_HOME`` and ``EXPHIL_REPLAYS``."""
     return Definitions(
-        assets=[raw_replays, ingest_replay_batch, training_set],
+        assets=[raw_replays, ingest_replay_batch, training_set, teacher],
         jobs=[ingest_job],
         sensors=[replay_batch_sensor],
         resources={

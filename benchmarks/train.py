@@ -1,0 +1,109 @@
+"""Teacher training throughput and single-step inference latency, per backbone.
+
+    python benchmarks/train.py [--home DIR --training-set NAME] [--steps N] [--hidden H]
+
+Without ``--home`` it generates sample replays, ingests them and builds a training set in a
+scratch folder. For each backbone it trains ``--steps`` steps with the teacher's own loop
+(streaming from the memory-mapped shards, data loading included) and times ``Policy.step`` on
+one frame in PyTorch (batch 1, no grad). Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from exphil_pipeline.data_layout import DataLayout
+from exphil_pipeline.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.replay_batches import ReplayBatch
+from exphil_pipeline.sample_games import write_sample_replays
+from exphil_pipeline.teacher_training import TeacherConfig, train
+from exphil_pipeline.training_set import DatasetConfig, build_training_set
+from models import BACKBONE_KINDS, Policy
+
+
+def sample_training_set(home: Path) -> str:
+    replays = write_sample_replays(home / "replays", games=6, frames=4000, seed=1)
+    layout = DataLayout(home)
+    ingest_batch(ReplayBatch("bench", replays[0].parent), layout, IngestSettings(workers=0))
+    build_training_set(layout, DatasetConfig(name="bench", characters=("all",)))
+    return "bench"
+
+
+def step_latency_us(policy: Policy, calls: int) -> dict[str, float]:
+    policy.eval()
+    state = policy.initial_state(1)
+    features = torch.zeros(1, policy.config.input_dim)
+    uniforms = torch.full((1, len(policy.config.head_classes)), 0.5)
+    temperature = torch.tensor(1.0)
+    durations = []
+    with torch.no_grad():
+        for _ in range(calls):
+            began = time.perf_counter_ns()
+            _, _, state = policy.step(features, state, uniforms, temperature)
+            durations.append(time.perf_counter_ns() - began)
+    micros = np.asarray(durations[calls // 10 :]) / 1000  # first calls warm caches up
+    return {
+        "step_p50_us": round(float(np.percentile(micros, 50)), 1),
+        "step_p99_us": round(float(np.percentile(micros, 99)), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path)
+    parser.add_argument("--training-set", default="default")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bptt", type=int, default=64)
+    parser.add_argument("--calls", type=int, default=500)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        home = args.home or Path(scratch)
+        name = args.training_set if args.home else sample_training_set(home)
+        results = {}
+        for backbone in BACKBONE_KINDS:
+            config = TeacherConfig(
+                name=f"bench-{backbone}",
+                training_set=name,
+                backbone=backbone,
+                hidden_dim=args.hidden,
+                batch_size=args.batch_size,
+                bptt=args.bptt,
+                epochs=1,
+                max_steps=args.steps,
+                eval_max_frames=1,
+                resume=False,
+            )
+            result = train(config, home, log=lambda _: None)
+            results[backbone] = {
+                "train_frames_per_s": round(result.frames_per_s),
+                "parameters": result.parameters,
+                **step_latency_us(result.policy, args.calls),
+            }
+    print(
+        json.dumps(
+            {
+                "command": "python benchmarks/train.py",
+                "cores": os.cpu_count(),
+                "torch_threads": torch.get_num_threads(),
+                "device": "cpu",
+                "hidden_dim": args.hidden,
+                "batch_size": args.batch_size,
+                "bptt": args.bptt,
+                "backbones": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The ``teacher`` asset: trains on a training set and reports curves and accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import materialize
+
+from assets.teacher import teacher
+from assets.training_set import training_set
+from exphil_pipeline.resources import ExphilStorage
+
+
+def test_teacher_materializes_with_curves_and_accuracy(sample_store) -> None:
+    home = Path(sample_store.home)
+    result = materialize(
+        [training_set, teacher],
+        resources={"storage": ExphilStorage(home=str(home))},
+        run_config={
+            "ops": {
+                "training_set": {"config": {"name": "asset", "heldout_fraction": 0.34}},
+                "teacher": {
+                    "config": {
+                        "name": "asset",
+                        "training_set": "asset",
+                        "hidden_dim": 32,
+                        "batch_size": 4,
+                        "bptt": 32,
+                        "epochs": 1,
+                    }
+                },
+            }
+        },
+    )
+    assert result.success
+    events = {
+        e.asset_key.to_user_string(): e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    metadata = events["teacher"]
+    assert metadata["parameters"].value > 0 and metadata["device"].value == "cpu"
+    assert metadata["train_frames_per_s"].value > 0
+    assert metadata["loss_curves"].value.startswith("![loss curves](data:image/png;base64,")
+    table = metadata["heldout_accuracy"].value
+    assert "| all (accuracy) |" in table and "MEWTWO" in table
+    folder = home / "teachers" / "asset"
+    assert (folder / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert {"best.pt", "last.pt", "history.json"} <= {p.name for p in folder.iterdir()}
