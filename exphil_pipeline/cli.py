@@ -125,19 +125,26 @@ WHERE present GROUP BY 1 ORDER BY 2 DESC"""
 
 @app.command()
 def demo(
-    games: Annotated[int, typer.Option(help="Sample games to generate.")] = 8,
+    games: Annotated[int, typer.Option(help="Sample games to generate.")] = 12,
     frames: Annotated[int, typer.Option(help="Frames per sample game.")] = 3600,
 ) -> None:
-    """Run the pipeline on $EXPHIL_REPLAYS if set, else on generated sample replays."""
+    """The whole chain: replays -> tables -> teacher -> student -> INT8 ONNX -> a dry-run play.
+
+    Uses $EXPHIL_REPLAYS if set, else generated sample replays; everything lands under
+    $EXPHIL_HOME and every run is recorded in the Dagster instance `exphil ui` shows.
+    """
     from exphil_pipeline.data_layout import replay_root_from_env
+    from exphil_pipeline.demo import DemoSizes, artifact_paths, train_on_instance
     from exphil_pipeline.duckdb_catalog import connect_readonly
     from exphil_pipeline.replay_batches import batch_name_for_folder, discover_batch_folders
     from exphil_pipeline.sample_games import write_sample_replays
 
     layout = DataLayout.from_env()
     root = replay_root_from_env()
+    sizes = DemoSizes()
     if root is not None:
         folders = discover_batch_folders(root) or [root]
+        sizes = DemoSizes(characters=("all",))
         typer.echo(f"replays: {len(folders)} batch folder(s) under {root}")
     else:
         sample = layout.home / "sample_replays" / "sample"
@@ -149,15 +156,48 @@ def demo(
         typer.echo(json.dumps(summary))
         if not summary["success"]:
             raise typer.Exit(1)
-    typer.echo(f"\ntables: {layout.games_dir}  {layout.frames_dir}  {layout.items_dir}")
-    typer.echo(f'duckdb: {layout.duckdb_path}  (try: exphil sql "SELECT * FROM games")')
-    typer.echo(f"ui:     exphil ui  (Dagster home {layout.dagster_home})\n")
+
+    typer.echo("\ntraining: training_set -> teacher -> soft_labels -> student -> ONNX -> INT8")
+    result = train_on_instance(layout, sizes)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    typer.echo(json.dumps({"run_id": result.run_id, "success": result.success, "checks": checks}))
+    if not result.success:
+        raise typer.Exit(1)
+    paths = artifact_paths(layout)
+    replay = next(p for folder in folders for p in sorted(folder.rglob("*.slp")))
+    _demo_dry_run(paths["policy_int8"], replay)
+
+    typer.echo("\nartifacts:")
+    for name, path in paths.items():
+        typer.echo(f"  {name:<13} {path}")
+    typer.echo(f"  tables        {layout.games_dir}  {layout.frames_dir}  {layout.items_dir}")
+    typer.echo(f'  duckdb        {layout.duckdb_path}  (try: exphil sql "SELECT * FROM games")')
+    typer.echo(f"  ui            exphil ui  (Dagster home {layout.dagster_home})\n")
     typer.echo(DEMO_QUERY)
     con = connect_readonly(layout)
     try:
         con.sql(DEMO_QUERY).show()
     finally:
         con.close()
+    typer.echo(paths["evaluation"].read_text())
+
+
+def _demo_dry_run(artifact: Path, replay: Path) -> None:
+    from runtime.dry_run import DryRunConfig, dry_run
+    from runtime.onnx_policy import OnnxPolicy
+
+    policy = OnnxPolicy.load(artifact)
+    manifest = policy.manifest
+    config = DryRunConfig(
+        port=1,
+        opponent_port=None,
+        temperature=0.0,
+        frame_delay=manifest.frame_delay,
+        seed=0,
+    )
+    report = dry_run(policy, replay, config)
+    typer.echo(f"\ndry run of {artifact.name} (temperature 0) on {replay.name}:")
+    typer.echo(report.summary())
 
 
 @app.command()

@@ -6,11 +6,13 @@ import os
 
 from dagster import Definitions, multiprocess_executor
 
+from assets.distillation import soft_labels, student
 from assets.ingestion import ingest_replay_batch, raw_replays
+from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
 from exphil_pipeline.data_layout import REPLAYS_ENV, DataLayout
-from exphil_pipeline.jobs import ingest_job
+from exphil_pipeline.jobs import ingest_job, train_job
 from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
 from exphil_pipeline.sensors import replay_batch_sensor
 
@@ -18,8 +20,18 @@ from exphil_pipeline.sensors import replay_batch_sensor
 def build_definitions() -> Definitions:
     """Definitions bound to this process's ``EXPHIL_HOME`` and ``EXPHIL_REPLAYS``."""
     return Definitions(
-        assets=[raw_replays, ingest_replay_batch, training_set, teacher],
-        jobs=[ingest_job],
+        assets=[
+            raw_replays,
+            ingest_replay_batch,
+            training_set,
+            teacher,
+            soft_labels,
+            student,
+            policy_onnx,
+            policy_int8,
+            evaluation,
+        ],
+        jobs=[ingest_job, train_job],
         sensors=[replay_batch_sensor],
         resources={
             "storage": ExphilStorage(home=str(DataLayout.from_env().home)),

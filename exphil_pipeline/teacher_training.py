@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -216,62 +216,84 @@ def _autocast(config: TeacherConfig):
     return nullcontext()
 
 
-@torch.no_grad()
-def evaluate(policy: Policy, reader: ChunkReader, config: TeacherConfig) -> dict[str, Any]:
-    """NLL and top-1 accuracy per head, overall and per character, on ``reader``'s split.
+@dataclass
+class EpisodeOutput:
+    """Teacher-forced logits of one chunk of whole-episode inference (see run_episodes)."""
 
-    Episodes are run whole, in order, with the state carried across chunks, as in play.
+    step: LaneChunk
+    logits: list[torch.Tensor]
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+@torch.no_grad()
+def run_episodes(
+    policy: Policy,
+    reader: ChunkReader,
+    lanes: int,
+    device: str,
+    lengths: np.ndarray | None = None,
+    autocast: Callable[[], Any] = nullcontext,
+) -> Iterator[EpisodeOutput]:
+    """Run every episode of ``reader``'s split whole, in order, carrying the state, as in play.
+
+    ``lengths`` (default: the episodes' own) can shorten or skip (0) episodes.
     """
+    lengths = reader.episodes.length if lengths is None else lengths
+    order = np.flatnonzero(lengths > 0)
+    lanes = max(1, min(lanes, len(order)))
+    state, dims = policy.initial_state(lanes, device), _batch_dims(policy)
+    was_training = policy.training
+    policy.eval()
+    # No gradients here, so chunks can be long: the state is carried either way.
+    for step in epoch_chunks(lengths, lanes, EVAL_CHUNK, order):
+        features, targets, mask, reset = _to_device(
+            step, reader, slice(0, lanes), EVAL_CHUNK, device
+        )
+        state = _reset_lanes(state, reset, dims)
+        with autocast():
+            logits, state = policy(features, targets, state)
+        yield EpisodeOutput(step, [head.float() for head in logits], targets, mask)
+    policy.train(was_training)
+
+
+def evaluate(policy: Policy, reader: ChunkReader, config: TeacherConfig) -> dict[str, Any]:
+    """NLL and top-1 accuracy per head, overall and per character, on ``reader``'s split."""
     episodes = reader.episodes
     lengths = episodes.length.copy()
     if config.eval_max_frames:
         keep = np.cumsum(lengths) - lengths < config.eval_max_frames
         lengths = np.where(keep, lengths, 0)
-    order = np.flatnonzero(lengths > 0)
     heads = CONTROLLER_SPEC.num_heads
     totals: dict[str, np.ndarray] = {}
-    lanes = max(1, min(config.batch_size, len(order)))
-    # No gradients here, so chunks can be long: the state is carried either way.
-    chunk = max(config.bptt, EVAL_CHUNK)
-    state, dims = policy.initial_state(lanes, config.device), _batch_dims(policy)
-    policy.eval()
-    for step in epoch_chunks(lengths, lanes, chunk, order):
-        features, targets, mask, reset = _to_device(
-            step, reader, slice(0, lanes), chunk, config.device
-        )
-        state = _reset_lanes(state, reset, dims)
-        with _autocast(config):
-            logits, state = policy(features, targets, state)
+    outputs = run_episodes(
+        policy, reader, config.batch_size, config.device, lengths, lambda: _autocast(config)
+    )
+    for out in outputs:
+        targets = out.targets.long()
         nll = torch.stack(
             [
-                F.cross_entropy(
-                    head_logits.float().transpose(1, 2), targets[..., head].long(), reduction="none"
-                )
-                for head, head_logits in enumerate(logits)
+                F.cross_entropy(head.transpose(1, 2), targets[..., i], reduction="none")
+                for i, head in enumerate(out.logits)
             ],
             dim=-1,
         )
         correct = torch.stack(
-            [
-                head_logits.argmax(-1) == targets[..., head]
-                for head, head_logits in enumerate(logits)
-            ],
-            dim=-1,
+            [head.argmax(-1) == targets[..., i] for i, head in enumerate(out.logits)], dim=-1
         )
-        weights = mask.unsqueeze(-1).float()
+        weights = out.mask.unsqueeze(-1).float()
         per_lane = (
             torch.cat(
-                [(nll * weights).sum(1), (correct * weights).sum(1), mask.sum(1, keepdim=True)],
+                [(nll * weights).sum(1), (correct * weights).sum(1), out.mask.sum(1, keepdim=True)],
                 dim=1,
             )
             .cpu()
             .numpy()
         )
-        for lane in np.flatnonzero(step.episode >= 0):
-            character = episodes.character[step.episode[lane]]
+        for lane in np.flatnonzero(out.step.episode >= 0):
+            character = episodes.character[out.step.episode[lane]]
             totals.setdefault(character, np.zeros(2 * heads + 1))
             totals[character] += per_lane[lane]
-    policy.train()
     return _summarize(totals, heads)
 
 
@@ -432,7 +454,8 @@ def train(
         if ranks.is_main and heldout["frames"] and heldout["loss"] < progress.best_loss:
             progress.best_loss = heldout["loss"]
             _save_checkpoint(
-                folder / "best.pt", {"policy": policy.checkpoint(), "epoch": progress.epoch}
+                folder / "best.pt",
+                {"policy": policy.checkpoint(), "epoch": progress.epoch, "config": asdict(config)},
             )
         progress.epoch += 1
         progress.epoch_step = 0
@@ -444,7 +467,10 @@ def train(
     if ranks.is_main and not halted:
         if not (folder / "best.pt").exists():
             # No held-out frames: the final weights are the best we have.
-            _save_checkpoint(folder / "best.pt", {"policy": policy.checkpoint(), "epoch": -1})
+            _save_checkpoint(
+                folder / "best.pt",
+                {"policy": policy.checkpoint(), "epoch": -1, "config": asdict(config)},
+            )
         write_text_atomic(
             folder / "history.json",
             json.dumps({"epochs": progress.history, "curve": progress.curve}),

@@ -7,10 +7,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: assets run in headless workers
-import matplotlib.pyplot as plt
+# Figure objects, not pyplot: no GUI backend or global figure state in headless workers.
+from matplotlib.figure import Figure
 
 from runtime.controller_spec import CONTROLLER_SPEC
 
@@ -19,7 +17,8 @@ def loss_curves_png(
     curve: list[tuple[int, float]], history: list[dict[str, Any]], path: Path
 ) -> bytes:
     """Training loss per step and held-out loss per epoch, written to ``path``; returns PNG."""
-    figure, (losses, accuracy) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    losses, accuracy = figure.subplots(1, 2)
     if curve:
         steps, values = zip(*curve, strict=True)
         losses.plot(steps, values, linewidth=0.8, label="train (per step)")
@@ -44,7 +43,6 @@ def loss_curves_png(
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
     path.write_bytes(buffer.getvalue())
     return buffer.getvalue()
 

@@ -2,16 +2,19 @@
 
 Components are predicted in a fixed order: the buttons as one group (independent given the
 hidden vector), then main x, main y, C x, C y, shoulder, each one conditioned on the hidden
-vector plus embeddings of every class chosen before it. Conditioning is what lets the head
-express joint structure a factorised head cannot (a stick held diagonally is one decision, not
-two independent coin flips).
+vector plus the classes chosen before it. Conditioning is what lets the head express joint
+structure a factorised head cannot (a stick held diagonally is one decision, not two
+independent coin flips).
 
 Sampling is inverse-CDF on caller-supplied uniforms, so it is deterministic given the noise and
-exports to ONNX as plain tensor arithmetic.
+exports to ONNX as plain tensor arithmetic. The head runs once per frame of play, so it is laid
+out for few operations per step: one matrix multiply for every group's first layer, and one
+vectorised draw per group rather than per head.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,23 +69,35 @@ def sample_inverse_cdf(
     """One class per row of ``logits[..., classes]`` from ``uniforms[...]`` in ``[0, 1)``.
 
     ``temperature`` broadcasts against ``uniforms``; where it is <= 0 the argmax is taken.
-    The class is the number of CDF entries ``<= u``, so ``u = 0`` picks the first class with
-    nonzero probability, and the result is clamped to the last such class in case rounding left
-    the CDF's end below ``u``. Returns the classes (long) and their probability under the
-    untempered softmax, i.e. the policy's own belief in what was picked.
+    Returns the classes (long) and their probability under the untempered softmax, i.e. the
+    policy's own belief in what was picked.
     """
     greedy = temperature <= 0
-    safe_temperature = torch.where(greedy, torch.ones_like(temperature), temperature)
-    tempered = torch.softmax(logits / safe_temperature[..., None], dim=-1)
-    cdf = torch.cumsum(tempered, dim=-1)
-    threshold = uniforms[..., None] * cdf[..., -1:]
-    drawn = (cdf <= threshold).sum(-1)
-    class_ids = torch.arange(logits.shape[-1], device=logits.device)
-    last_possible = (class_ids * (tempered > 0)).amax(-1)
-    drawn = torch.minimum(drawn, last_possible)
-    chosen = torch.where(greedy, logits.argmax(-1), drawn)
-    probability = torch.softmax(logits, dim=-1).gather(-1, chosen[..., None]).squeeze(-1)
-    return chosen, probability
+    inverse_temperature = torch.reciprocal(torch.where(greedy, 1.0, temperature))
+    chosen = draw_classes(
+        logits, uniforms[..., None], inverse_temperature[..., None], greedy[..., None]
+    )
+    probability = torch.softmax(logits, dim=-1).gather(-1, chosen)
+    return chosen.squeeze(-1), probability.squeeze(-1)
+
+
+def draw_classes(
+    logits: Tensor, uniforms: Tensor, inverse_temperature: Tensor, greedy: Tensor
+) -> Tensor:
+    """The classes of :func:`sample_inverse_cdf`, ``[..., 1]``, with the temperature prepared
+    by the caller (once for many draws).
+
+    ``logits[..., classes]``; ``uniforms``, ``inverse_temperature`` and ``greedy`` broadcast
+    against ``logits[..., :1]``.
+
+    The class drawn is the number of CDF entries ``<= u`` among those below the CDF's end, so
+    ``u = 0`` picks the first class with nonzero probability, and a ``u`` at or past the end (a
+    CDF that rounding left short of 1) picks the last class that raises the CDF: never a class
+    the tempered softmax gives no mass.
+    """
+    cdf = torch.cumsum(torch.softmax(logits * inverse_temperature, dim=-1), dim=-1)
+    below = (cdf <= uniforms) & (cdf < cdf[..., -1:])
+    return torch.where(greedy, logits.argmax(-1, keepdim=True), below.sum(-1, keepdim=True))
 
 
 class AutoregressiveControllerHead(nn.Module):
@@ -90,10 +105,14 @@ class AutoregressiveControllerHead(nn.Module):
 
     Heads ``0 .. joint_heads - 1`` form the first group and are predicted together from the
     hidden vector alone (the buttons). Every later head is its own group, conditioned on the
-    hidden vector plus the summed class embeddings of all earlier heads.
-    """
+    hidden vector and the classes of all earlier heads.
 
-    class_offsets: Tensor
+    Each group is an MLP with one ReLU hidden layer of ``mlp_dim`` units. All groups' first
+    layers read the same normalised hidden vector, so they are one Linear (``first_layers``).
+    Earlier heads' classes enter a later group through its first layer too:
+    ``conditioning[k]`` maps the one-hot classes of group ``k``'s heads to the first-layer
+    pre-activations of all groups after ``k``, side by side.
+    """
 
     def __init__(
         self,
@@ -103,29 +122,39 @@ class AutoregressiveControllerHead(nn.Module):
         mlp_dim: int,
     ) -> None:
         super().__init__()
+        if len(set(head_classes[:joint_heads])) > 1:
+            raise ValueError("heads predicted together must have the same number of classes")
         self.head_classes = tuple(head_classes)
         self.num_heads = len(self.head_classes)
+        self.mlp_dim = mlp_dim
         joint_group = (tuple(range(joint_heads)),) if joint_heads else ()
         self.groups: tuple[tuple[int, ...], ...] = joint_group + tuple(
             (head,) for head in range(joint_heads, self.num_heads)
         )
+        self.group_sizes = tuple(len(group) for group in self.groups)
+        self.group_classes = tuple(self.head_classes[group[0]] for group in self.groups)
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.first_layers = nn.Linear(hidden_dim, len(self.groups) * mlp_dim)
         self.group_logits = nn.ModuleList(
-            nn.Sequential(
-                nn.LayerNorm(hidden_dim),
-                nn.Linear(hidden_dim, mlp_dim),
-                nn.GELU(),
-                nn.Linear(mlp_dim, sum(self.head_classes[h] for h in group)),
-            )
-            for group in self.groups
+            nn.Linear(mlp_dim, sum(self.head_classes[h] for h in group)) for group in self.groups
         )
-        # One table for the classes of every head that conditions a later one (all but the last
-        # group); head h's class c lives at row class_offsets[h] + c.
+        # Head k of the joint group has its classes' weight columns at k * classes onwards.
+        offsets = torch.arange(joint_heads) * (self.head_classes[0] if joint_heads else 0)
+        self.register_buffer("class_offsets", offsets[:, None], persistent=False)
+        later_groups = len(self.groups) - 1
+        self.conditioning = nn.ModuleList(
+            nn.Linear(
+                sum(self.head_classes[h] for h in group),
+                (later_groups - index) * mlp_dim,
+                bias=False,
+            )
+            for index, group in enumerate(self.groups[:-1])
+        )
+        # Scaled for one active input per conditioning head: all conditioning inputs together
+        # start out moving a pre-activation about as much as the hidden vector does.
         conditioning_heads = self.num_heads - len(self.groups[-1])
-        offsets = [0]
-        for classes in self.head_classes[:conditioning_heads]:
-            offsets.append(offsets[-1] + classes)
-        self.register_buffer("class_offsets", torch.tensor(offsets[:-1], dtype=torch.long))
-        self.class_embedding = nn.Embedding(offsets[-1], hidden_dim)
+        for layer in self.conditioning:
+            nn.init.uniform_(layer.weight, -(conditioning_heads**-0.5), conditioning_heads**-0.5)
 
     def forward(self, hidden: Tensor, targets: Tensor) -> list[Tensor]:
         """Teacher forcing: each group conditioned on the target classes of earlier groups.
@@ -133,47 +162,79 @@ class AutoregressiveControllerHead(nn.Module):
         ``hidden[..., H]``, ``targets[..., num_heads]`` (uint8 or long) to one logits tensor
         ``[..., classes_i]`` per head.
         """
-        targets = targets.long()
+        group_targets = targets.long().split(self.group_sizes, dim=-1)
+        pre_activations = list(self.first_layers(self.norm(hidden)).split(self.mlp_dim, dim=-1))
+        for index, classes in enumerate(group_targets[:-1]):
+            later = self._condition(index, classes).split(self.mlp_dim, dim=-1)
+            for later_group, conditioning in enumerate(later, start=index + 1):
+                pre_activations[later_group] = pre_activations[later_group] + conditioning
         logits: list[Tensor] = []
-        context = hidden
-        for group, group_logits in zip(self.groups, self.group_logits, strict=True):
-            logits.extend(self._split_group(group, group_logits(context)))
-            if group != self.groups[-1]:
-                context = context + self._embed(group, targets[..., list(group)])
+        for classes, group_logits, pre_activation in zip(
+            self.group_classes, self.group_logits, pre_activations, strict=True
+        ):
+            logits.extend(group_logits(F.relu(pre_activation)).split(classes, dim=-1))
         return logits
 
     def sample(
         self, hidden: Tensor, uniforms: Tensor, temperature: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """Sample every head in order, feeding each group's choice to the next.
+        """:meth:`sample_with_logits` without the logits."""
+        classes, probs, _ = self.sample_with_logits(hidden, uniforms, temperature)
+        return classes, probs
+
+    def sample_with_logits(
+        self, hidden: Tensor, uniforms: Tensor, temperature: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample every group in order, feeding each group's choice to the later ones.
 
         ``hidden[B, H]``, ``uniforms[B, num_heads]`` in ``[0, 1)``, ``temperature`` scalar or
-        ``[B]`` (<= 0 means argmax). Returns ``classes long[B, num_heads]`` and
-        ``probs float[B, num_heads]``, each chosen class's untempered probability.
+        ``[B]`` (<= 0 means argmax). Returns ``classes long[B, num_heads]``,
+        ``probs float[B, num_heads]`` (each chosen class's untempered probability) and
+        ``logits float[B, sum(head_classes)]``: every head's untempered logits given the
+        classes chosen before it, concatenated in head order (what :meth:`forward` gives with
+        the chosen classes as targets).
         """
-        temperature = temperature.reshape(-1).expand(hidden.shape[0])
-        classes: list[Tensor] = []
-        probs: list[Tensor] = []
-        context = hidden
-        for group, group_logits in zip(self.groups, self.group_logits, strict=True):
-            chosen_in_group = []
-            for head, head_logits in zip(
-                group, self._split_group(group, group_logits(context)), strict=True
-            ):
-                chosen, probability = sample_inverse_cdf(
-                    head_logits, uniforms[:, head], temperature
-                )
-                chosen_in_group.append(chosen)
-                probs.append(probability)
-            classes.extend(chosen_in_group)
-            if group != self.groups[-1]:
-                context = context + self._embed(group, torch.stack(chosen_in_group, dim=-1))
-        return torch.stack(classes, dim=-1), torch.stack(probs, dim=-1)
+        batch = hidden.shape[0]
+        temperature = temperature.reshape(-1, 1, 1)
+        greedy = temperature <= 0
+        inverse_temperature = torch.reciprocal(torch.where(greedy, 1.0, temperature))
+        group_uniforms = uniforms[..., None].split(self.group_sizes, dim=1)
+        # First-layer pre-activations of the groups not sampled yet, side by side.
+        pending = self.first_layers(self.norm(hidden))
+        classes, logits, padded_logits = [], [], []
+        for index, (group_logits, group_uniform) in enumerate(
+            zip(self.group_logits, group_uniforms, strict=True)
+        ):
+            later_width = (len(self.groups) - 1 - index) * self.mlp_dim
+            current, pending = pending.split([self.mlp_dim, later_width], dim=-1)
+            flat_logits = group_logits(F.relu(current))
+            head_logits = flat_logits.view(batch, self.group_sizes[index], -1)
+            chosen = draw_classes(head_logits, group_uniform, inverse_temperature, greedy)
+            classes.append(chosen)
+            logits.append(flat_logits)
+            missing = max(self.group_classes) - self.group_classes[index]
+            if missing:
+                head_logits = F.pad(head_logits, (0, missing), value=-math.inf)
+            padded_logits.append(head_logits)
+            if later_width:
+                pending = pending + self._condition_sampled(index, chosen)
+        # Every head's probabilities at once: padding with -inf gives the padding no mass.
+        chosen_classes = torch.cat(classes, dim=1)
+        all_probabilities = torch.softmax(torch.cat(padded_logits, dim=1), dim=-1)
+        probs = all_probabilities.gather(-1, chosen_classes)
+        return chosen_classes.squeeze(-1), probs.squeeze(-1), torch.cat(logits, dim=-1)
 
-    def _split_group(self, group: tuple[int, ...], flat: Tensor) -> list[Tensor]:
-        return list(flat.split([self.head_classes[h] for h in group], dim=-1))
+    def _condition(self, index: int, classes: Tensor) -> Tensor:
+        """What group ``index``'s ``classes[..., group size]`` add to every later group's
+        pre-activation, ``[..., later groups * mlp_dim]``: their one-hot encodings through
+        ``conditioning[index]``. Over many frames a matrix multiply is far cheaper, forwards and
+        backwards, than gathering and summing a row per head and frame."""
+        one_hot = F.one_hot(classes, self.group_classes[index]).flatten(-2).float()
+        return self.conditioning[index](one_hot)
 
-    def _embed(self, group: tuple[int, ...], classes: Tensor) -> Tensor:
-        """Summed embeddings of ``classes[..., len(group)]`` for the heads in ``group``."""
-        rows = classes + self.class_offsets[list(group)]
-        return self.class_embedding(rows).sum(dim=-2)
+    def _condition_sampled(self, index: int, classes: Tensor) -> Tensor:
+        """:meth:`_condition` for ``classes[B, group size, 1]`` while sampling: one row of
+        ``conditioning[index]``'s weight per head, gathered and summed, which for a single frame
+        is fewer ONNX nodes than building one-hots."""
+        rows = classes + self.class_offsets if self.group_sizes[index] > 1 else classes
+        return F.embedding(rows, self.conditioning[index].weight.T).sum(dim=(-3, -2))

@@ -8,6 +8,7 @@ which column is an id.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -60,11 +61,20 @@ def categorical_columns(
 
 class FeatureInput(nn.Module):
     """Frame vectors ``[..., input_dim]`` to ``[..., output_dim]``: continuous columns as they are,
-    followed by one embedding per categorical column (in the order given)."""
+    followed by one embedding per categorical column (in the order given).
 
-    continuous_index: Tensor
+    Every column's embedding lives in one table (column ``j``'s ids start at row
+    ``row_starts[j]``, its vectors fill the first ``embedding_dim`` entries of a row as wide as
+    the widest column), so all columns are looked up with a single gather and the output is
+    assembled with another: per frame that is a handful of ops, and of ONNX nodes, however many
+    id columns the spec has.
+    """
+
     categorical_index: Tensor
     categorical_max: Tensor
+    row_offsets: Tensor
+    output_index: Tensor
+    table: nn.Embedding | None
 
     def __init__(self, input_dim: int, categorical: Sequence[CategoricalColumn]) -> None:
         super().__init__()
@@ -78,26 +88,45 @@ class FeatureInput(nn.Module):
         self.categorical = tuple(categorical)
         categorical_set = set(indices)
         continuous = [i for i in range(input_dim) if i not in categorical_set]
+        vocab_sizes = [column.vocab_size for column in categorical]
+        self.embedding_width = max((column.embedding_dim for column in categorical), default=0)
         # Fixed index buffers make the split a Gather in ONNX instead of Python slicing.
-        self.register_buffer("continuous_index", torch.tensor(continuous, dtype=torch.long))
         self.register_buffer("categorical_index", torch.tensor(indices, dtype=torch.long))
         self.register_buffer(
-            "categorical_max",
-            torch.tensor([column.vocab_size - 1 for column in categorical], dtype=torch.float32),
+            "categorical_max", torch.tensor([v - 1 for v in vocab_sizes], dtype=torch.float32)
         )
-        self.embeddings = nn.ModuleList(
-            nn.Embedding(column.vocab_size, column.embedding_dim) for column in categorical
+        starts = [0, *itertools.accumulate(vocab_sizes)]
+        self.row_starts = tuple(starts[:-1])
+        # Half a row more than each column's first row: the cast to an index truncates, so
+        # adding these rounds a non-integer id to the nearest one.
+        self.register_buffer("row_offsets", torch.tensor(self.row_starts) + 0.5)
+        self.table = nn.Embedding(starts[-1], self.embedding_width) if categorical else None
+        # One gather assembles the output from the frame followed by the flattened lookups
+        # ([columns, width], of which each column uses its first embedding_dim entries).
+        embedding_positions = [
+            input_dim + j * self.embedding_width + k
+            for j, column in enumerate(categorical)
+            for k in range(column.embedding_dim)
+        ]
+        self.register_buffer(
+            "output_index", torch.tensor(continuous + embedding_positions, dtype=torch.long)
         )
-        self.output_dim = len(continuous) + sum(column.embedding_dim for column in categorical)
+        self.output_dim = len(self.output_index)
+
+    def column_embeddings(self, column: int) -> Tensor:
+        """Embedding vectors ``[vocab_size, embedding_dim]`` of the ``column``-th id column."""
+        if self.table is None:
+            raise IndexError("this input has no categorical columns")
+        spec, start = self.categorical[column], self.row_starts[column]
+        return self.table.weight[start : start + spec.vocab_size, : spec.embedding_dim]
 
     def forward(self, frames: Tensor) -> Tensor:
-        parts = [frames.index_select(-1, self.continuous_index)]
-        if self.embeddings:
-            raw = torch.nan_to_num(frames.index_select(-1, self.categorical_index), nan=0.0)
-            # Clamp while still float: a corrupt or unseen id must not index out of the table,
-            # and clamping before the cast keeps the ONNX graph free of integer Clip.
-            ids = torch.round(torch.minimum(raw.clamp(min=0.0), self.categorical_max)).long()
-            parts.extend(
-                embedding(ids[..., column]) for column, embedding in enumerate(self.embeddings)
-            )
-        return torch.cat(parts, dim=-1)
+        if self.table is None:
+            return frames
+        raw = frames.index_select(-1, self.categorical_index)
+        # A corrupt or unseen id must not index out of the table: NaN and anything below 0 map
+        # to 0 (the comparison is false for NaN), anything above the vocabulary to its last id.
+        # Doing this in float keeps the ONNX graph free of integer Clip.
+        ids = torch.where(raw > 0, torch.minimum(raw, self.categorical_max), 0.0)
+        looked_up = self.table((ids + self.row_offsets).long()).flatten(-2)
+        return torch.cat([frames, looked_up], dim=-1).index_select(-1, self.output_index)

@@ -60,9 +60,6 @@ class PolicyConfig:
     """Frames seen by Mamba's causal depthwise convolution, the current one included."""
     mamba_expand: int = 2
     """Mamba's inner width as a multiple of ``hidden_dim``."""
-    mamba_chunk_size: int = 8
-    """Frames per chunk of the parallel scan: memory and work grow with it, sequential depth
-    (the number of chunks) shrinks. 8 was fastest on CPU for 128-frame sequences."""
     dropout: float = 0.0
     """Dropout probability inside the backbone, in ``[0, 1)``."""
     head_classes: tuple[int, ...] = CONTROLLER_SPEC.head_classes
@@ -107,7 +104,6 @@ class PolicyConfig:
             "num_attention_heads",
             "mamba_state_dim",
             "mamba_expand",
-            "mamba_chunk_size",
             "head_mlp_dim",
         )
         problems += [f"{name} must be >= 1" for name in positive if getattr(self, name) < 1]
@@ -126,6 +122,8 @@ class PolicyConfig:
             problems.append(f"head_classes must be non-empty, each >= 2: {self.head_classes}")
         if not 0 <= self.joint_heads <= len(self.head_classes):
             problems.append(f"joint_heads must be in [0, {len(self.head_classes)}]")
+        elif len(set(self.head_classes[: self.joint_heads])) > 1:
+            problems.append("the joint heads must all have the same number of classes")
         return problems
 
     @property
@@ -180,7 +178,6 @@ def build_backbone(config: PolicyConfig, input_dim: int) -> Backbone:
         state_dim=config.mamba_state_dim,
         conv_width=config.mamba_conv_width,
         expand=config.mamba_expand,
-        chunk_size=config.mamba_chunk_size,
         dropout=dropout,
     )
 
@@ -243,6 +240,15 @@ class Policy(nn.Module):
         """One frame of play: ``features[B, D]``, ``uniforms[B, num_heads]`` in ``[0, 1)``,
         ``temperature`` scalar or ``[B]`` (<= 0: argmax) to ``(classes long[B, num_heads],
         probs[B, num_heads], next state)``."""
-        hidden, state = self.backbone.step(self.features(features), state)
-        classes, probs = self.head.sample(hidden, uniforms, temperature)
+        classes, probs, _, state = self.step_with_logits(features, state, uniforms, temperature)
         return classes, probs, state
+
+    def step_with_logits(
+        self, features: Tensor, state: State, uniforms: Tensor, temperature: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """:meth:`step` that also returns ``logits[B, sum(head_classes)]``: every head's
+        untempered logits given the classes chosen before it, concatenated in head order (the
+        teacher-forced logits of :meth:`forward` with the chosen classes as targets)."""
+        hidden, state = self.backbone.step(self.features(features), state)
+        classes, probs, logits = self.head.sample_with_logits(hidden, uniforms, temperature)
+        return classes, probs, logits, state

@@ -13,11 +13,14 @@ from models.policy import Policy
 
 
 class PolicyStepGraph(nn.Module):
-    """``forward(features, uniforms, temperature, *state) -> (classes, probs, *next_state)``.
+    """``forward(features, uniforms, temperature, *state) -> (classes, probs, logits,
+    *next_state)``.
 
     Shapes for batch size B: ``features[B, D]`` float32, ``uniforms[B, num_heads]`` float32,
     ``temperature`` float32 scalar (<= 0: argmax), state tensors as in ``state_specs(B)``;
-    ``classes`` int64 and ``probs`` float32, both ``[B, num_heads]``.
+    ``classes`` int64 and ``probs`` float32, both ``[B, num_heads]``; ``logits`` float32
+    ``[B, sum(head_classes)]``, the heads' untempered logits along the chosen path (see
+    :meth:`Policy.step_with_logits`).
     """
 
     def __init__(self, policy: Policy) -> None:
@@ -27,8 +30,10 @@ class PolicyStepGraph(nn.Module):
     def forward(
         self, features: Tensor, uniforms: Tensor, temperature: Tensor, *state: Tensor
     ) -> tuple[Tensor, ...]:
-        classes, probs, next_state = self.policy.step(features, state, uniforms, temperature)
-        return (classes, probs, *next_state)
+        classes, probs, logits, next_state = self.policy.step_with_logits(
+            features, state, uniforms, temperature
+        )
+        return (classes, probs, logits, *next_state)
 
     def input_names(self) -> list[str]:
         states = [f"state_in.{name}" for name in self.policy.backbone.state_names()]
@@ -36,7 +41,7 @@ class PolicyStepGraph(nn.Module):
 
     def output_names(self) -> list[str]:
         states = [f"state_out.{name}" for name in self.policy.backbone.state_names()]
-        return ["classes", "probs", *states]
+        return ["classes", "probs", "logits", *states]
 
     def example_inputs(self, batch_size: int = 1) -> tuple[Tensor, ...]:
         """Inputs of the right shapes and dtypes for tracing: zero frames, neutral noise,

@@ -25,7 +25,6 @@ def tiny_config(backbone: str, **overrides: object) -> PolicyConfig:
         "window": 8,
         "num_attention_heads": 2,
         "mamba_state_dim": 8,
-        "mamba_chunk_size": 8,
         "head_mlp_dim": 32,
     }
     settings.update(overrides)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models import BACKBONE_KINDS, Backbone, build_backbone
-from models.backbones import chunked_selective_scan
+from models.backbones import selective_scan
 from tests.models.synthetic import tiny_config
 
 INPUT_DIM = 6
@@ -13,7 +13,7 @@ WINDOW = 5
 
 def make_backbone(kind: str) -> Backbone:
     torch.manual_seed(0)
-    config = tiny_config(kind, hidden_dim=16, window=WINDOW, mamba_chunk_size=4)
+    config = tiny_config(kind, hidden_dim=16, window=WINDOW)
     return build_backbone(config, INPUT_DIM).eval()
 
 
@@ -30,7 +30,7 @@ def run_steps(backbone: Backbone, x: torch.Tensor) -> tuple[torch.Tensor, tuple]
 @torch.no_grad()
 def test_steps_equal_two_carried_sequence_chunks(kind: str) -> None:
     backbone = make_backbone(kind)
-    # 23 frames: longer than the window (5) and not a multiple of Mamba's chunk (4).
+    # 23 frames: longer than the window (5), split into two carried chunks of 11 and 12.
     x = torch.randn(3, 23, INPUT_DIM)
     first, state = backbone(x[:, :11])
     second, final_state = backbone(x[:, 11:], state)
@@ -82,21 +82,24 @@ def test_attention_receptive_field_is_layers_times_window() -> None:
     assert not torch.allclose(backbone(in_field)[0][:, -1], last)
 
 
-def naive_selective_scan(x, dt, a, b, c, state):
+def unrolled_selective_scan(x, dt, a, b, c, initial):
+    """The scan's closed form: the initial state and every input so far, each decayed by the
+    step sizes elapsed since it entered."""
     outputs = []
     for t in range(x.shape[1]):
-        decay = torch.exp(dt[:, t, :, None] * a)
-        state = decay * state + (dt[:, t] * x[:, t])[:, :, None] * b[:, t, None, :]
+        state = torch.exp(dt[:, : t + 1].sum(1)[..., None] * a) * initial
+        for s in range(t + 1):
+            decay = torch.exp(dt[:, s + 1 : t + 1].sum(1)[..., None] * a)
+            state = state + decay * (dt[:, s] * x[:, s])[..., None] * b[:, s, None, :]
         outputs.append((state * c[:, t, None, :]).sum(-1))
     return torch.stack(outputs, dim=1), state
 
 
-@pytest.mark.parametrize("chunk_size", [1, 4, 7, 64])
-def test_chunked_scan_matches_the_recurrence_even_with_fast_decay(chunk_size: int) -> None:
+def test_scan_matches_its_closed_form_even_with_fast_decay() -> None:
     generator = torch.Generator().manual_seed(3)
     batch, frames, inner, state_dim = 2, 37, 5, 6
     x = torch.randn(batch, frames, inner, generator=generator, dtype=torch.float64)
-    # Step sizes up to 5 with decay rates up to 16: exp(+sum) would overflow a naive scan.
+    # Step sizes up to 5 with decay rates up to 16: exp(-A t) alone would overflow.
     dt = 5 * torch.rand(batch, frames, inner, generator=generator, dtype=torch.float64)
     a = -torch.linspace(0.01, 16, inner * state_dim, dtype=torch.float64).view(inner, state_dim)
     b, c = (
@@ -105,21 +108,21 @@ def test_chunked_scan_matches_the_recurrence_even_with_fast_decay(chunk_size: in
     )
     initial = torch.randn(batch, inner, state_dim, generator=generator, dtype=torch.float64)
 
-    y, final = chunked_selective_scan(x, dt, a, b, c, initial, chunk_size)
-    expected_y, expected_final = naive_selective_scan(x, dt, a, b, c, initial)
+    y, final = selective_scan(x, dt, a, b, c, initial)
+    expected_y, expected_final = unrolled_selective_scan(x, dt, a, b, c, initial)
 
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y, expected_y)
     torch.testing.assert_close(final, expected_final)
 
 
-def test_chunked_scan_gradients_are_finite() -> None:
+def test_scan_gradients_are_finite() -> None:
     x, dt = torch.randn(1, 20, 3), 4 * torch.rand(1, 20, 3)
     a = -16 * torch.ones(3, 2)
     b, c = torch.randn(1, 20, 2), torch.randn(1, 20, 2)
     for tensor in (x, dt, a, b, c):
         tensor.requires_grad_(True)
-    y, final = chunked_selective_scan(x, dt, a, b, c, torch.zeros(1, 3, 2), chunk_size=8)
+    y, final = selective_scan(x, dt, a, b, c, torch.zeros(1, 3, 2))
     (y.sum() + final.sum()).backward()
     for tensor in (x, dt, a, b, c):
         assert torch.isfinite(tensor.grad).all()

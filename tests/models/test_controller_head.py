@@ -142,3 +142,18 @@ def test_metrics_match_cross_entropy_and_respect_the_mask() -> None:
     kept = torch.nn.functional.cross_entropy(logits[0][0, [0, 2]], torch.tensor([0, 1]))
     torch.testing.assert_close(masked.nll, kept[None])
     torch.testing.assert_close(masked.accuracy, torch.tensor([1.0]))
+
+
+@torch.no_grad()
+def test_sampled_logits_are_the_teacher_forced_logits_along_the_path(
+    head: AutoregressiveControllerHead,
+) -> None:
+    hidden = torch.randn(5, HIDDEN)
+    classes, _, logits = head.sample_with_logits(hidden, torch.rand(5, NUM_HEADS), torch.tensor(1))
+    assert logits.shape == (5, sum(CONTROLLER_SPEC.head_classes))
+    torch.testing.assert_close(logits, torch.cat(head(hidden, classes), dim=-1))
+
+
+def test_heads_predicted_together_need_equal_class_counts() -> None:
+    with pytest.raises(ValueError, match="same number of classes"):
+        AutoregressiveControllerHead(HIDDEN, (2, 3, 4), joint_heads=2, mlp_dim=8)

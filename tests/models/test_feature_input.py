@@ -17,8 +17,8 @@ def test_continuous_columns_pass_through_then_embeddings_follow() -> None:
     assert layer.output_dim == 3 + 3 + 2
     assert out.shape == (1, layer.output_dim)
     torch.testing.assert_close(out[:, :3], torch.tensor([[0.5, -1.0, 3.5]]))
-    torch.testing.assert_close(out[0, 3:6], layer.embeddings[0].weight[2])
-    torch.testing.assert_close(out[0, 6:], layer.embeddings[1].weight[1])
+    torch.testing.assert_close(out[0, 3:6], layer.column_embeddings(0)[2])
+    torch.testing.assert_close(out[0, 6:], layer.column_embeddings(1)[1])
 
 
 def test_any_leading_shape() -> None:
@@ -33,7 +33,7 @@ def test_out_of_range_ids_are_clamped_into_the_vocabulary() -> None:
         [[0.0, -3.0, 0.0, 0.0, 99.0], [0.0, 7.0, 0.0, 0.0, inf], [0.0, nan, 0.0, 0.0, -inf]]
     )
     out = layer(frames)
-    first, second = layer.embeddings[0].weight, layer.embeddings[1].weight
+    first, second = layer.column_embeddings(0), layer.column_embeddings(1)
     for row, (first_id, second_id) in enumerate([(0, 1), (3, 1), (0, 0)]):
         torch.testing.assert_close(out[row, 3:6], first[first_id])
         torch.testing.assert_close(out[row, 6:], second[second_id])

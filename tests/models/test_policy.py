@@ -31,6 +31,7 @@ def test_config_round_trips_through_json() -> None:
         {"categorical": (CategoricalColumn(8, 4, 2),)},
         {"categorical": (CategoricalColumn(1, 4, 2), CategoricalColumn(1, 3, 2))},
         {"head_classes": (2, 1)},
+        {"head_classes": (2, 3, 4), "joint_heads": 2},
         {"joint_heads": 14},
     ],
 )
@@ -84,6 +85,25 @@ def test_step_output_shapes_and_value_head() -> None:
     assert policy.predict_value(hidden).shape == (3, 4)
     with pytest.raises(ValueError, match="value head"):
         Policy(tiny_config("gru")).predict_value(hidden)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gru"])
+@torch.no_grad()
+def test_step_logits_are_the_teacher_forced_logits_of_the_chosen_classes(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    policy = Policy(tiny_config(kind)).eval()
+    features = synthetic_frames(3, 1, generator)
+    uniforms, temperature = torch.rand(3, NUM_HEADS, generator=generator), torch.tensor(0.8)
+    state = policy.initial_state(3)
+    classes, probs, logits, next_state = policy.step_with_logits(
+        features[:, 0], state, uniforms, temperature
+    )
+    stepped = policy.step(features[:, 0], state, uniforms, temperature)
+    assert torch.equal(stepped[0], classes) and torch.equal(stepped[1], probs)
+    forced, forced_state = policy(features, classes[:, None])
+    torch.testing.assert_close(logits, torch.cat(forced, dim=-1)[:, 0])
+    for stepped_tensor, forced_tensor in zip(next_state, forced_state, strict=True):
+        torch.testing.assert_close(stepped_tensor, forced_tensor)
 
 
 @pytest.mark.parametrize("kind", BACKBONE_KINDS)

@@ -85,6 +85,9 @@ def test_embed_gamestate_names_a_missing_port() -> None:
 def test_runtime_imports_none_of_the_pipeline_stack() -> None:
     code = (
         "import sys, runtime.embedding_spec, runtime.controller_spec, runtime.melee_ids\n"
+        "import runtime.artifact_manifest, runtime.onnx_policy, runtime.agent\n"
+        "import runtime.async_agent, runtime.controller_output, runtime.pipe_capture\n"
+        "import runtime.dry_run, runtime.live_play, runtime.play\n"
         "banned = [m for m in ('dagster', 'torch', 'polars', 'pyarrow') if m in sys.modules]\n"
         "print(','.join(banned))"
     )

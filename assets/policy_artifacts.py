@@ -1,0 +1,241 @@
+"""``policy_onnx``, ``policy_int8`` and ``evaluation``: the artifacts players run, gated."""
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+from pydantic import Field
+
+from exphil_pipeline.artifact_report import evaluation_report
+from exphil_pipeline.distillation import TeacherRun, evaluation_frames, load_student
+from exphil_pipeline.onnx_artifacts import (
+    action_agreement,
+    latency_us,
+    pytorch_path_logits,
+    quantize_candidates,
+    run_artifact,
+)
+from exphil_pipeline.onnx_export import export_policy, manifest_for, write_manifest
+from exphil_pipeline.resources import ExphilStorage
+from runtime.artifact_manifest import read_manifest
+
+MAX_LOGIT_DIFFERENCE = 1e-4
+MIN_INT8_AGREEMENT = 0.99
+
+
+class ArtifactConfig(Config):
+    student: str = Field(default="default", description="Student under students/.")
+    eval_frames: int = Field(default=2000, ge=1, description="Held-out frames for the gates.")
+
+
+class PolicyOnnxConfig(ArtifactConfig):
+    temperature: float = Field(default=1.0, ge=0, description="Sampling temperature to ship.")
+    export_teacher: bool = Field(
+        default=False, description="Also export the teacher as a single-step graph."
+    )
+
+
+def _folder(storage: ExphilStorage, student: str) -> Path:
+    return storage.layout.home / "artifacts" / student
+
+
+def _character(teacher: TeacherRun, storage: ExphilStorage) -> str:
+    characters = teacher.training_set(storage.layout.home).manifest["config"]["characters"]
+    return characters[0] if len(characters) == 1 else "any"
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            "policy_onnx",
+            deps=["student"],
+            group_name="artifacts",
+            description="FP32 ONNX single-step graph of the student (sampling inside the graph, "
+            "manifest in metadata_props and beside it); optionally the teacher's too.",
+        )
+    ],
+    check_specs=[
+        AssetCheckSpec(
+            "onnx_matches_pytorch",
+            asset="policy_onnx",
+            blocking=True,
+            description=f"ONNX FP32 logits within {MAX_LOGIT_DIFFERENCE} of PyTorch on held-out "
+            "frames.",
+        )
+    ],
+)
+def policy_onnx(
+    context: AssetExecutionContext, config: PolicyOnnxConfig, storage: ExphilStorage
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    home = storage.layout.home
+    policy, checkpoint = load_student(home, config.student)
+    teacher_name = checkpoint["config"]["teacher"]
+    teacher = TeacherRun.load(home, teacher_name)
+    frame_delay = int(teacher.training_set(home).manifest["config"]["frame_delay"])
+    character = _character(teacher, storage)
+    folder = _folder(storage, config.student)
+    path = folder / "policy_fp32.onnx"
+    metrics = {
+        f"agreement_{k}": v for k, v in checkpoint["metrics"]["agreement_with_teacher"].items()
+    }
+    manifest = manifest_for(policy, character, frame_delay, config.temperature, "fp32", metrics)
+    export_policy(policy, path, manifest)
+    frames = evaluation_frames(home, teacher_name, config.eval_frames)
+    outputs = run_artifact(path, frames.features, temperature=0.0)
+    reference = pytorch_path_logits(policy, frames.features, outputs.classes)
+    difference = float(np.abs(outputs.logits - reference).max())
+    write_manifest(path, replace(manifest, metrics={**metrics, "max_logit_diff": difference}))
+    exported = {"student": str(path)}
+    if config.export_teacher:
+        teacher_path = folder / "teacher_fp32.onnx"
+        export_policy(
+            teacher.policy,
+            teacher_path,
+            manifest_for(teacher.policy, character, frame_delay, config.temperature),
+        )
+        exported["teacher"] = str(teacher_path)
+    context.log.info(f"exported {exported}; max |logit diff| {difference:.2e}")
+    yield MaterializeResult(
+        asset_key="policy_onnx",
+        metadata={
+            "path": MetadataValue.path(str(path)),
+            "artifacts": MetadataValue.json(exported),
+            "bytes": path.stat().st_size,
+            "max_logit_diff": difference,
+            "latency_us": MetadataValue.json(latency_us(path, frames.features)),
+            "manifest": MetadataValue.json(json.loads(read_manifest(path).to_json())),
+        },
+    )
+    yield AssetCheckResult(
+        asset_key="policy_onnx",
+        check_name="onnx_matches_pytorch",
+        passed=difference <= MAX_LOGIT_DIFFERENCE,
+        metadata={"max_logit_diff": difference, "frames": len(frames.features)},
+    )
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            "policy_int8",
+            deps=["policy_onnx"],
+            group_name="artifacts",
+            description="INT8 student: dynamic and static QDQ quantization both measured, the "
+            "one agreeing more with FP32 kept as policy_int8.onnx.",
+        )
+    ],
+    check_specs=[
+        AssetCheckSpec(
+            "int8_agrees_with_fp32",
+            asset="policy_int8",
+            blocking=True,
+            description=f"Same action as FP32 on >= {MIN_INT8_AGREEMENT:.0%} of held-out frames "
+            "at temperature 0.",
+        )
+    ],
+)
+def policy_int8(
+    context: AssetExecutionContext, config: ArtifactConfig, storage: ExphilStorage
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    home = storage.layout.home
+    folder = _folder(storage, config.student)
+    fp32 = folder / "policy_fp32.onnx"
+    _, checkpoint = load_student(home, config.student)
+    frames = evaluation_frames(home, checkpoint["config"]["teacher"], config.eval_frames)
+    calibration = frames.features[: min(len(frames.features), 500)]
+    candidates = quantize_candidates(fp32, folder, calibration)
+    reference = run_artifact(fp32, frames.features).classes
+    report = {}
+    for method, path in candidates.items():
+        agreement = action_agreement(run_artifact(path, frames.features).classes, reference)
+        report[method] = {
+            "agreement_with_fp32": agreement["action"],
+            "bytes": path.stat().st_size,
+            **latency_us(path, frames.features),
+        }
+        context.log.info(f"{method}: {report[method]}")
+    best = max(report, key=lambda m: (report[m]["agreement_with_fp32"], -report[m]["p99_us"]))
+    final = folder / "policy_int8.onnx"
+    shutil.copyfile(candidates[best], final)
+    manifest = read_manifest(candidates[best])
+    write_manifest(
+        final,
+        replace(
+            manifest,
+            metrics={
+                **manifest.metrics,
+                "agreement_with_fp32": report[best]["agreement_with_fp32"],
+            },
+        ),
+    )
+    yield MaterializeResult(
+        asset_key="policy_int8",
+        metadata={
+            "path": MetadataValue.path(str(final)),
+            "method": best,
+            "bytes": final.stat().st_size,
+            "candidates": MetadataValue.md(_candidates_table(report, best)),
+            "agreement_with_fp32": report[best]["agreement_with_fp32"],
+            "p99_us": report[best]["p99_us"],
+        },
+    )
+    yield AssetCheckResult(
+        asset_key="policy_int8",
+        check_name="int8_agrees_with_fp32",
+        passed=report[best]["agreement_with_fp32"] >= MIN_INT8_AGREEMENT,
+        metadata={"agreement": report[best]["agreement_with_fp32"], "method": best},
+    )
+
+
+def _candidates_table(report: dict, best: str) -> str:
+    lines = [
+        "| method | same action as FP32 | bytes | p50 µs | p99 µs | kept |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for method, row in report.items():
+        kept = "yes" if method == best else ""
+        lines.append(
+            f"| {method} | {row['agreement_with_fp32']:.4f} | {row['bytes']:,} "
+            f"| {row['p50_us']} | {row['p99_us']} | {kept} |"
+        )
+    return "\n".join(lines)
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            "evaluation",
+            deps=["policy_int8", "teacher"],
+            group_name="artifacts",
+            description="Teacher vs student FP32 vs student INT8 on held-out frames: NLL, "
+            "accuracy, agreement, size, latency; main-stick confusion image.",
+        )
+    ]
+)
+def evaluation(
+    context: AssetExecutionContext, config: ArtifactConfig, storage: ExphilStorage
+) -> Iterator[MaterializeResult]:
+    report = evaluation_report(storage.layout.home, config.student, config.eval_frames)
+    context.log.info("\n" + report.table)
+    yield MaterializeResult(
+        asset_key="evaluation",
+        metadata={
+            "table": MetadataValue.md(report.table),
+            "per_head_accuracy": MetadataValue.md(report.per_head),
+            "main_stick_confusion": MetadataValue.md(report.confusion_markdown),
+            "path": MetadataValue.path(str(report.folder)),
+        },
+    )

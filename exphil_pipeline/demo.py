@@ -1,0 +1,97 @@
+"""The one-command demo: replays -> tables -> training set -> teacher -> INT8 policy -> play.
+
+Sizes are small on purpose (the whole run takes a few minutes on 2 cores). With generated
+sample replays the training set learns the scripted Mewtwo on port 1 with a frame delay of 1:
+the script reads the previous frame, so state ``t - 1`` -> input ``t`` is its exact rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exphil_pipeline.data_layout import DataLayout
+from exphil_pipeline.jobs import TRAIN_JOB_NAME
+
+DEMO_NAME = "demo"
+
+
+@dataclass(frozen=True)
+class DemoSizes:
+    """What the demo trains. Defaults: GRU teacher (128 wide), 64x64 MLP student."""
+
+    characters: tuple[str, ...] = ("MEWTWO",)
+    frame_delay: int = 1
+    heldout_fraction: float = 0.25
+    teacher_hidden: int = 128
+    teacher_epochs: int = 4
+    student_hidden: tuple[int, ...] = (64, 64)
+    student_epochs: int = 6
+    eval_frames: int = 3000
+
+    def run_config(self) -> dict[str, Any]:
+        return {
+            "ops": {
+                "training_set": {
+                    "config": {
+                        "name": DEMO_NAME,
+                        "characters": list(self.characters),
+                        "frame_delay": self.frame_delay,
+                        "heldout_fraction": self.heldout_fraction,
+                    }
+                },
+                "teacher": {
+                    "config": {
+                        "name": DEMO_NAME,
+                        "training_set": DEMO_NAME,
+                        "backbone": "gru",
+                        "hidden_dim": self.teacher_hidden,
+                        "epochs": self.teacher_epochs,
+                        "batch_size": 32,
+                        "bptt": 64,
+                        "learning_rate": 2e-3,
+                        "resume": False,
+                    }
+                },
+                "soft_labels": {"config": {"teacher": DEMO_NAME, "temperature": 2.0}},
+                "student": {
+                    "config": {
+                        "name": DEMO_NAME,
+                        "teacher": DEMO_NAME,
+                        "hidden_sizes": list(self.student_hidden),
+                        "epochs": self.student_epochs,
+                        "batch_size": 256,
+                    }
+                },
+                "policy_onnx": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
+                "policy_int8": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
+                "evaluation": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
+            },
+            "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        }
+
+
+def train_on_instance(layout: DataLayout, sizes: DemoSizes) -> Any:
+    """Run the ``train_policy`` job on the instance the UI reads (so the run shows there)."""
+    from exphil_pipeline.dagster_instance import shared_instance
+    from exphil_pipeline.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def(TRAIN_JOB_NAME)
+    return job.execute_in_process(
+        instance=shared_instance(layout), run_config=sizes.run_config(), raise_on_error=False
+    )
+
+
+def artifact_paths(layout: DataLayout) -> dict[str, Path]:
+    home = layout.home
+    artifacts = home / "artifacts" / DEMO_NAME
+    return {
+        "training_set": home / "training_sets" / DEMO_NAME,
+        "teacher": home / "teachers" / DEMO_NAME / "best.pt",
+        "soft_labels": home / "soft_labels" / DEMO_NAME,
+        "student": home / "students" / DEMO_NAME / "student.pt",
+        "policy_onnx": artifacts / "policy_fp32.onnx",
+        "policy_int8": artifacts / "policy_int8.onnx",
+        "evaluation": artifacts / "evaluation.md",
+    }

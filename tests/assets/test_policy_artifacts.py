@@ -1,0 +1,145 @@
+"""teacher -> soft_labels -> student -> policy_onnx -> policy_int8 -> evaluation, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+from dagster import materialize
+
+from assets.distillation import soft_labels, student
+from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
+from assets.teacher import teacher
+from assets.training_set import training_set
+from exphil_pipeline.resources import ExphilStorage
+from runtime.artifact_manifest import METADATA_KEY, ArtifactManifest, read_manifest
+from runtime.embedding_spec import EMBEDDING_SPEC
+
+
+@pytest.fixture(scope="module")
+def chain(sample_store):
+    home = Path(sample_store.home)
+    result = materialize(
+        [training_set, teacher, soft_labels, student, policy_onnx, policy_int8, evaluation],
+        resources={"storage": ExphilStorage(home=str(home))},
+        run_config={
+            "ops": {
+                "training_set": {"config": {"name": "chain", "heldout_fraction": 0.34}},
+                "teacher": {
+                    "config": {
+                        "name": "chain",
+                        "training_set": "chain",
+                        "hidden_dim": 32,
+                        "batch_size": 4,
+                        "bptt": 32,
+                        "epochs": 1,
+                    }
+                },
+                "soft_labels": {"config": {"teacher": "chain"}},
+                "student": {
+                    "config": {"name": "chain", "teacher": "chain", "epochs": 15, "batch_size": 64}
+                },
+                "policy_onnx": {"config": {"student": "chain", "export_teacher": True}},
+                "policy_int8": {"config": {"student": "chain", "eval_frames": 500}},
+                "evaluation": {"config": {"student": "chain", "eval_frames": 500}},
+            }
+        },
+        raise_on_error=False,
+    )
+    return home, result
+
+
+def _metadata(result, key: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    raise AssertionError(f"{key} was not materialized")
+
+
+def test_every_gate_passes_and_reports_its_figure(chain) -> None:
+    _, result = chain
+    assert result.success
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["onnx_matches_pytorch"].passed
+    assert checks["onnx_matches_pytorch"].metadata["max_logit_diff"].value <= 1e-4
+    assert checks["int8_agrees_with_fp32"].passed
+    assert checks["keeps_teacher_accuracy"].passed
+    assert checks["keeps_teacher_accuracy"].metadata["min_kept"].value >= 0.97
+
+
+def test_artifacts_carry_the_manifest_inside_and_beside(chain) -> None:
+    home, _ = chain
+    folder = home / "artifacts" / "chain"
+    for name in ("policy_fp32.onnx", "policy_int8.onnx", "teacher_fp32.onnx"):
+        path = folder / name
+        manifest = read_manifest(path)
+        manifest.check_compatible()
+        assert manifest == ArtifactManifest.from_json(path.with_suffix(".json").read_text())
+        assert manifest.embedding_spec_hash == EMBEDDING_SPEC.content_hash
+        assert manifest.frame_delay == 0
+    assert read_manifest(folder / "policy_fp32.onnx").model_kind == "stateless"
+    teacher_manifest = read_manifest(folder / "teacher_fp32.onnx")
+    assert teacher_manifest.model_kind == "recurrent" and teacher_manifest.state
+    int8 = read_manifest(folder / "policy_int8.onnx")
+    assert int8.precision.startswith("int8-") and int8.metrics["agreement_with_fp32"] >= 0.99
+    session = onnxruntime.InferenceSession(str(folder / "policy_int8.onnx"))
+    assert METADATA_KEY in session.get_modelmeta().custom_metadata_map
+
+
+def test_one_session_run_per_frame_samples_inside_the_graph(chain) -> None:
+    home, _ = chain
+    session = onnxruntime.InferenceSession(str(home / "artifacts/chain/policy_fp32.onnx"))
+    feeds = {
+        "features": np.zeros((1, EMBEDDING_SPEC.dim), np.float32),
+        "uniforms": np.full((1, 13), 0.999, np.float32),
+        "temperature": np.array(1.0, np.float32),
+    }
+    high = session.run(["classes"], feeds)[0]
+    low = session.run(["classes"], {**feeds, "uniforms": np.zeros((1, 13), np.float32)})[0]
+    argmax = session.run(["classes"], {**feeds, "temperature": np.array(0.0, np.float32)})[0]
+    assert high.shape == (1, 13) and (high >= low).all()
+    again = session.run(["classes"], {**feeds, "temperature": np.array(0.0, np.float32)})[0]
+    assert np.array_equal(argmax, again)
+
+
+def test_evaluation_table_and_confusion_image(chain) -> None:
+    home, result = chain
+    metadata = _metadata(result, "evaluation")
+    table = metadata["table"]
+    for row in ("teacher (gru)", "student FP32", "student INT8"):
+        assert f"| {row} |" in table
+    assert "p99 µs" in table and "agreement with teacher" in table
+    assert metadata["main_stick_confusion"].startswith("![main stick confusion](data:image/png")
+    assert (home / "artifacts/chain/main_stick_confusion.png").read_bytes()[:4] == b"\x89PNG"
+    int8 = _metadata(result, "policy_int8")
+    assert {"dynamic", "static_qdq"} <= set(int8["candidates"].split()) | {
+        line.split("|")[1].strip() for line in int8["candidates"].splitlines()[2:]
+    }
+    student = _metadata(result, "student")
+    assert student["parameters"] > 0 and "| main_x |" in student["per_head"]
+    assert json.loads(json.dumps(_metadata(result, "policy_onnx")["artifacts"]))["teacher"]
+
+
+def test_a_student_that_drifts_from_the_teacher_blocks_the_export(chain) -> None:
+    home, _ = chain
+    result = materialize(
+        [student, policy_onnx],
+        resources={"storage": ExphilStorage(home=str(home))},
+        run_config={
+            "ops": {
+                # Two optimizer steps: far below the teacher on some head.
+                "student": {"config": {"name": "weak", "teacher": "chain", "epochs": 1}},
+                "policy_onnx": {"config": {"student": "weak"}},
+            }
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"keeps_teacher_accuracy": False}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "policy_onnx" not in materialized
+    assert not (home / "artifacts" / "weak").exists()

@@ -1,0 +1,59 @@
+"""The artifact manifest: JSON round trip, compatibility checks, validation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from runtime.artifact_manifest import ArtifactError, ArtifactManifest, StateTensor
+from runtime.controller_spec import CONTROLLER_SPEC
+from runtime.embedding_spec import EMBEDDING_SPEC
+
+
+def _manifest(**overrides: object) -> ArtifactManifest:
+    fields = {
+        "embedding_spec_version": EMBEDDING_SPEC.version,
+        "embedding_spec_hash": EMBEDDING_SPEC.content_hash,
+        "controller_spec_hash": CONTROLLER_SPEC.content_hash,
+        "controller_heads": CONTROLLER_SPEC.heads,
+        "controller_classes": CONTROLLER_SPEC.head_classes,
+        "model_kind": "recurrent",
+        "backbone": "gru",
+        "character": "MEWTWO",
+        "frame_delay": 2,
+        "temperature": 1.0,
+        "precision": "fp32",
+        "inputs": ("features", "uniforms", "temperature", "state_in.h"),
+        "outputs": ("classes", "probs", "logits", "state_out.h"),
+        "state": (StateTensor("state_in.h", "state_out.h", (1, 1, 8)),),
+        "metrics": {"agreement_A": 0.99},
+    }
+    return ArtifactManifest(**{**fields, **overrides})
+
+
+def test_json_round_trip_is_exact() -> None:
+    manifest = _manifest()
+    assert ArtifactManifest.from_json(manifest.to_json()) == manifest
+
+
+def test_a_matching_manifest_is_compatible() -> None:
+    _manifest().check_compatible()
+
+
+def test_a_different_embedding_spec_is_refused_with_both_hashes() -> None:
+    with pytest.raises(ArtifactError, match="embedding spec mismatch") as raised:
+        _manifest(embedding_spec_hash="0" * 64).check_compatible()
+    assert EMBEDDING_SPEC.content_hash[:12] in str(raised.value)
+
+
+def test_a_different_controller_spec_is_refused() -> None:
+    with pytest.raises(ArtifactError, match="controller spec mismatch"):
+        _manifest(controller_spec_hash="1" * 64).check_compatible()
+
+
+def test_kind_and_state_must_agree() -> None:
+    with pytest.raises(ValueError, match="recurrent artifact has state"):
+        replace(_manifest(), model_kind="stateless")
+    with pytest.raises(ValueError, match="model_kind"):
+        _manifest(model_kind="lstm")
