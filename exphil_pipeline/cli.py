@@ -125,7 +125,7 @@ WHERE present GROUP BY 1 ORDER BY 2 DESC"""
 
 @app.command()
 def demo(
-    games: Annotated[int, typer.Option(help="Sample games to generate.")] = 12,
+    games: Annotated[int, typer.Option(help="Sample games to generate.")] = 24,
     frames: Annotated[int, typer.Option(help="Frames per sample game.")] = 3600,
 ) -> None:
     """The whole chain: replays -> tables -> teacher -> student -> INT8 ONNX -> a dry-run play.

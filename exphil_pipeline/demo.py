@@ -25,7 +25,7 @@ class DemoSizes:
     frame_delay: int = 1
     heldout_fraction: float = 0.25
     teacher_hidden: int = 128
-    teacher_epochs: int = 4
+    teacher_epochs: int = 6
     student_hidden: tuple[int, ...] = (64, 64)
     student_epochs: int = 6
     eval_frames: int = 3000
@@ -61,7 +61,7 @@ class DemoSizes:
                         "teacher": DEMO_NAME,
                         "hidden_sizes": list(self.student_hidden),
                         "epochs": self.student_epochs,
-                        "batch_size": 256,
+                        "batch_size": 128,
                     }
                 },
                 "policy_onnx": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},

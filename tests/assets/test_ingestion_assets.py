@@ -220,3 +220,28 @@ def test_cli_ingest_prints_summary_and_sql_reads_it(
         ["exphil", "sql", "SELECT * FROM nope"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+@pytest.mark.timeout(600)
+def test_demo_runs_the_whole_chain_on_generated_replays(tmp_path: Path) -> None:
+    env = _env(tmp_path / "home")
+    run = subprocess.run(
+        ["exphil", "demo", "--games", "6", "--frames", "1800"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-3000:]
+    home = tmp_path / "home"
+    for path in (
+        "artifacts/demo/policy_int8.onnx",
+        "artifacts/demo/policy_int8.json",
+        "artifacts/demo/evaluation.md",
+        "teachers/demo/best.pt",
+        "students/demo/student.pt",
+    ):
+        assert (home / path).is_file(), path
+    assert "pipe         well-formed" in run.stdout
+    assert "| student INT8 |" in run.stdout
+    assert '"int8_agrees_with_fp32": true' in run.stdout
