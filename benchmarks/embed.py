@@ -42,21 +42,7 @@ def _batch_inputs(layout: DataLayout, games: list) -> list[GameColumns]:
         for port in ports:
             opponent = next((p for p in ports if p != port), 0)
             neutral = np.broadcast_to(CONTROLLER_SPEC.neutral(), (len(game), 13))
-            inputs.append(
-                GameColumns(
-                    slots=(
-                        game.slot(port, False),
-                        game.slot(port, True),
-                        game.slot(opponent, False),
-                        game.slot(opponent, True),
-                    ),
-                    external_stage=game.external_stage,
-                    items=game.item_columns(),
-                    previous_input=neutral,
-                    target_port=port,
-                    opponent_port=opponent,
-                )
-            )
+            inputs.append(game.columns(port, opponent, neutral))
     return inputs
 
 

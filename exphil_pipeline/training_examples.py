@@ -123,9 +123,11 @@ class GameFrames:
             spawn_id=items.column("spawn_id").fill_null(0).to_numpy(),
         )
 
-    def embed(self, target_port: int, opponent_port: int, previous_input: np.ndarray) -> np.ndarray:
-        """Features of every frame for ``target_port`` (rows where it is absent are junk)."""
-        columns = GameColumns(
+    def columns(
+        self, target_port: int, opponent_port: int, previous_input: np.ndarray
+    ) -> GameColumns:
+        """What ``embed_batch`` takes for every frame of this game, seen from ``target_port``."""
+        return GameColumns(
             slots=(
                 self.slot(target_port, False),
                 self.slot(target_port, True),
@@ -138,7 +140,10 @@ class GameFrames:
             target_port=target_port,
             opponent_port=opponent_port,
         )
-        return embed_batch(columns)
+
+    def embed(self, target_port: int, opponent_port: int, previous_input: np.ndarray) -> np.ndarray:
+        """Features of every frame for ``target_port`` (rows where it is absent are junk)."""
+        return embed_batch(self.columns(target_port, opponent_port, previous_input))
 
     def examples(
         self,

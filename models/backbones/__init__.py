@@ -4,7 +4,12 @@ step mode for play, and a fixed-shape state tuple that both share."""
 from models.backbones.attention import WindowedAttentionBackbone, alibi_slopes
 from models.backbones.base import Backbone, State, StateTensorSpec
 from models.backbones.hybrid import HybridBackbone
-from models.backbones.mamba import MambaBackbone, selective_scan, selective_scan_step
+from models.backbones.mamba import (
+    MambaBackbone,
+    parallel_selective_scan,
+    selective_scan,
+    selective_scan_step,
+)
 from models.backbones.mlp import MLPBackbone
 from models.backbones.recurrent import GRUBackbone, LSTMBackbone
 
@@ -19,6 +24,7 @@ __all__ = [
     "StateTensorSpec",
     "WindowedAttentionBackbone",
     "alibi_slopes",
+    "parallel_selective_scan",
     "selective_scan",
     "selective_scan_step",
 ]

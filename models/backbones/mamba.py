@@ -57,6 +57,31 @@ def selective_scan(
     return torch.stack(outputs, dim=1), state
 
 
+def parallel_selective_scan(
+    x: Tensor, dt: Tensor, a: Tensor, b: Tensor, c: Tensor, initial: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`selective_scan` as a log-depth parallel scan over time (Hillis-Steele).
+
+    The recurrence ``h_t = d_t * h_{t-1} + u_t`` composes associatively, so ``log2(T)``
+    rounds of whole-sequence tensor ops replace ``T`` sequential steps. Only products of
+    decays (each <= 1) are formed, so it is as stable as the loop. It materialises
+    ``batch * T * inner * state`` floats per round: on a GPU that is the fast path, on a CPU
+    the loop wins (memory bandwidth), and :class:`MambaBlock` picks by device.
+    """
+    decay = torch.exp(dt[..., None] * a)
+    update = (dt * x)[..., None] * b[:, :, None, :]
+    update = torch.cat([update[:, :1] + decay[:, :1] * initial[:, None], update[:, 1:]], dim=1)
+    offset = 1
+    while offset < x.shape[1]:
+        update = torch.cat(
+            [update[:, :offset], update[:, offset:] + decay[:, offset:] * update[:, :-offset]],
+            dim=1,
+        )
+        decay = torch.cat([decay[:, :offset], decay[:, offset:] * decay[:, :-offset]], dim=1)
+        offset *= 2
+    return (update * c[:, :, None, :]).sum(-1), update[:, -1]
+
+
 class MambaBlock(nn.Module):
     """Pre-norm residual Mamba block. State: causal conv buffer ``[B, inner, conv_width - 1]``
     (the last inputs of the convolution, oldest first) and scan state ``[B, inner, state_dim]``."""
@@ -110,7 +135,8 @@ class MambaBlock(nn.Module):
         stream = F.silu(self.conv(conv_input)).transpose(1, 2)
         dt, b, c = self._select(stream)
         a = -torch.exp(self.log_decay_rate)
-        y, next_scan_state = selective_scan(stream, dt, a, b, c, scan_state)
+        scan = parallel_selective_scan if x.is_cuda else selective_scan
+        y, next_scan_state = scan(stream, dt, a, b, c, scan_state)
         y = (y + stream * self.skip) * F.silu(gate)
         return x + self.dropout(self.output_projection(y)), next_conv_state, next_scan_state
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from models import BACKBONE_KINDS, Backbone, build_backbone
-from models.backbones import selective_scan
+from models.backbones import parallel_selective_scan, selective_scan
 from tests.models.synthetic import tiny_config
 
 INPUT_DIM = 6
@@ -95,7 +95,8 @@ def unrolled_selective_scan(x, dt, a, b, c, initial):
     return torch.stack(outputs, dim=1), state
 
 
-def test_scan_matches_its_closed_form_even_with_fast_decay() -> None:
+@pytest.mark.parametrize("scan", [selective_scan, parallel_selective_scan])
+def test_scan_matches_its_closed_form_even_with_fast_decay(scan) -> None:
     generator = torch.Generator().manual_seed(3)
     batch, frames, inner, state_dim = 2, 37, 5, 6
     x = torch.randn(batch, frames, inner, generator=generator, dtype=torch.float64)
@@ -108,7 +109,7 @@ def test_scan_matches_its_closed_form_even_with_fast_decay() -> None:
     )
     initial = torch.randn(batch, inner, state_dim, generator=generator, dtype=torch.float64)
 
-    y, final = selective_scan(x, dt, a, b, c, initial)
+    y, final = scan(x, dt, a, b, c, initial)
     expected_y, expected_final = unrolled_selective_scan(x, dt, a, b, c, initial)
 
     assert torch.isfinite(y).all()
@@ -116,13 +117,14 @@ def test_scan_matches_its_closed_form_even_with_fast_decay() -> None:
     torch.testing.assert_close(final, expected_final)
 
 
-def test_scan_gradients_are_finite() -> None:
+@pytest.mark.parametrize("scan", [selective_scan, parallel_selective_scan])
+def test_scan_gradients_are_finite(scan) -> None:
     x, dt = torch.randn(1, 20, 3), 4 * torch.rand(1, 20, 3)
     a = -16 * torch.ones(3, 2)
     b, c = torch.randn(1, 20, 2), torch.randn(1, 20, 2)
     for tensor in (x, dt, a, b, c):
         tensor.requires_grad_(True)
-    y, final = selective_scan(x, dt, a, b, c, torch.zeros(1, 3, 2))
+    y, final = scan(x, dt, a, b, c, torch.zeros(1, 3, 2))
     (y.sum() + final.sum()).backward()
     for tensor in (x, dt, a, b, c):
         assert torch.isfinite(tensor.grad).all()
