@@ -19,14 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    QuantFormat,
-    QuantType,
-    quantize_dynamic,
-    quantize_static,
-)
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from exphil_pipeline.atomic_files import atomic_path
 from exphil_pipeline.onnx_export import write_manifest
@@ -112,28 +104,43 @@ def latency_us(path: Path, features: np.ndarray, calls: int = 2000) -> dict[str,
     }
 
 
-class _FrameCalibration(CalibrationDataReader):
-    """Feeds training-set frames (with neutral noise) to the static quantizer's calibration."""
-
-    def __init__(self, features: np.ndarray, manifest: ArtifactManifest) -> None:
-        self._rows = iter(features.astype(np.float32))
-        self._heads = len(manifest.controller_heads)
-        self._state = {s.input: np.zeros(s.shape, dtype=np.float32) for s in manifest.state}
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        row = next(self._rows, None)
-        if row is None:
-            return None
-        return {
+def _calibration_feeds(
+    features: np.ndarray, manifest: ArtifactManifest
+) -> list[dict[str, np.ndarray]]:
+    """Training-set frames with neutral noise, as the static quantizer's calibration inputs."""
+    heads = len(manifest.controller_heads)
+    state = {s.input: np.zeros(s.shape, dtype=np.float32) for s in manifest.state}
+    return [
+        {
             "features": row[None],
-            "uniforms": np.full((1, self._heads), 0.5, dtype=np.float32),
+            "uniforms": np.full((1, heads), 0.5, dtype=np.float32),
             "temperature": np.array(0, dtype=np.float32),
-            **self._state,
+            **state,
         }
+        for row in features.astype(np.float32)
+    ]
 
 
 def quantize_candidates(fp32: Path, folder: Path, calibration: np.ndarray) -> dict[str, Path]:
     """Write both INT8 candidates beside each other; returns {method: path}."""
+    # Imported here: onnxruntime.quantization puts onnxruntime/transformers on sys.path, whose
+    # "models" folder would shadow this project's models package if it were not loaded yet.
+    from onnxruntime.quantization import (
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.calibrate import CalibrationDataReader
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class FrameCalibration(CalibrationDataReader):
+        def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
+            self._feeds = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._feeds, None)
+
     manifest = read_manifest(fp32)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -156,7 +163,7 @@ def quantize_candidates(fp32: Path, folder: Path, calibration: np.ndarray) -> di
             quantize_static(
                 str(prepared),
                 str(tmp),
-                _FrameCalibration(calibration, manifest),
+                FrameCalibration(_calibration_feeds(calibration, manifest)),
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QInt8,
