@@ -9,9 +9,11 @@ stocks. Every id written (action states, characters, attacks) is a real Melee va
 
 Each player's controller follows a fixed script, ``_decide``, which reads only what the
 replay shows about the previous frame (both players' positions, facing, action states,
-percent, shield, jumps and vertical speed), style traits drawn once per player from the seed,
-and one uniform draw per player per frame. An imitation learner therefore has a known right
-answer:
+percent, shield, jumps and vertical speed), a style (traits) and one uniform draw per frame.
+The first player always plays the reference style, ``REFERENCE_TRAITS``, whose choices never
+depend on the draw, so its input is a deterministic function of the previous frame's visible
+state: an imitation learner has an exact right answer (with frame delay 1). The second
+player's style is drawn from the seed and its choices use the draw, so games differ:
 
 - before control starts, dead or descending on the revival platform: let go of the controller;
 - off stage: hold the stick up and toward the stage, and jump (X) while falling with a jump left;
@@ -316,6 +318,18 @@ class _Traits:
     l_cancel_rate: float  # of pressing R while a neutral air falls near the ground
     aerial_rate: float  # of jumping toward an opponent within jumping range
     hesitation_rate: float  # of letting go of the controller instead of approaching
+
+
+# The first player's style in every game: no chance involved (rates 0 or 1), so its inputs are
+# a function of the previous frame's visible state alone.
+REFERENCE_TRAITS = _Traits(
+    spacing=11.0,
+    kill_percent=100.0,
+    shield_rate=0.0,
+    l_cancel_rate=1.0,
+    aerial_rate=0.0,
+    hesitation_rate=0.0,
+)
 
 
 @dataclass(frozen=True)
@@ -854,17 +868,15 @@ def generate_game(
                 facing=-_sign(spawn_x),
             )
         )
-    traits = [
-        _Traits(
-            spacing=rng.uniform(9.0, 13.0),
-            kill_percent=rng.uniform(60.0, 130.0),
-            shield_rate=rng.uniform(0.1, 0.5),
-            l_cancel_rate=rng.uniform(0.3, 0.9),
-            aerial_rate=rng.uniform(0.02, 0.08),
-            hesitation_rate=rng.uniform(0.0, 0.1),
-        )
-        for _ in fighters
-    ]
+    opponent_traits = _Traits(
+        spacing=rng.uniform(9.0, 13.0),
+        kill_percent=rng.uniform(60.0, 130.0),
+        shield_rate=rng.uniform(0.1, 0.5),
+        l_cancel_rate=rng.uniform(0.3, 0.9),
+        aerial_rate=rng.uniform(0.02, 0.08),
+        hesitation_rate=rng.uniform(0.0, 0.1),
+    )
+    traits = [REFERENCE_TRAITS, opponent_traits]
     last_timer_frame = _TIMER_SECONDS * 60 - 1
     seed_now = start.random_seed
     game_frames = []

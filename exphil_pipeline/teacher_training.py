@@ -282,17 +282,12 @@ def evaluate(policy: Policy, reader: ChunkReader, config: TeacherConfig) -> dict
             [head.argmax(-1) == targets[..., i] for i, head in enumerate(out.logits)], dim=-1
         )
         weights = out.mask.unsqueeze(-1).float()
-        per_lane = (
-            torch.cat(
-                [(nll * weights).sum(1), (correct * weights).sum(1), out.mask.sum(1, keepdim=True)],
-                dim=1,
-            )
-            .cpu()
-            .numpy()
-        )
+        action = correct.all(-1, keepdim=True) & out.mask.unsqueeze(-1)
+        sums = [(nll * weights).sum(1), (correct * weights).sum(1), action.sum(1)]
+        per_lane = torch.cat([*sums, out.mask.sum(1, keepdim=True)], dim=1).cpu().numpy()
         for lane in np.flatnonzero(out.step.episode >= 0):
             character = episodes.character[out.step.episode[lane]]
-            totals.setdefault(character, np.zeros(2 * heads + 1))
+            totals.setdefault(character, np.zeros(2 * heads + 2))
             totals[character] += per_lane[lane]
     return _summarize(totals, heads)
 
@@ -306,11 +301,13 @@ def _summarize(totals: dict[str, np.ndarray], heads: int) -> dict[str, Any]:
             "loss": float(nll.sum()),
             "nll": dict(zip(CONTROLLER_SPEC.heads, nll.round(5).tolist(), strict=True)),
             "accuracy": dict(
-                zip(CONTROLLER_SPEC.heads, (row[heads:-1] / frames).round(5).tolist(), strict=True)
+                zip(CONTROLLER_SPEC.heads, (row[heads:-2] / frames).round(5).tolist(), strict=True)
             ),
+            # Every head right at once: the whole controller state the player held.
+            "action_accuracy": float(row[-2] / frames),
         }
 
-    overall = sum(totals.values()) if totals else np.zeros(2 * heads + 1)
+    overall = sum(totals.values()) if totals else np.zeros(2 * heads + 2)
     return {
         **describe(overall),
         "per_character": {name: describe(row) for name, row in sorted(totals.items())},
