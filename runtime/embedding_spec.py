@@ -11,7 +11,7 @@ integer ids (the network expands them in its first layer). Layout, in order:
 
 1. four character slots: ``self``, ``self_nana``, ``opponent``, ``opponent_nana``
    (each ``exists`` + the player features; zeros when the slot is empty);
-2. ``stage``;
+2. ``stage`` and the opponent's position relative to the target;
 3. the ``ITEM_SLOTS`` items nearest to the target (``type``, ``dx``, ``dy``, ``owner``);
 4. the target's previous controller input in the controller spec's classes.
 
@@ -35,6 +35,7 @@ One table, every column of the vector (Slippi field / libmelee attribute it come
 | {slot}_action_state| id    | 1     | 0..399     | action state, clamped / action.value         |
 | {slot}_character   | id    | 1     | 0..33      | internal id [e] / character.value            |
 | stage              | id    | 1     | 0..6       | index in STAGES [f] / stage.name             |
+| opponent_dx, _dy   | float | 0.05  | [-5, 5]    | opponent position minus target position      |
 | item{k}_type       | id    | 1     | 0..255     | 0 empty, else item type + 1 (max 255)        |
 | item{k}_dx, _dy    | float | 0.01  | [-5, 5]    | item position minus target position          |
 | item{k}_owner      | id    | 1     | 0..2       | 1 target's, 2 opponent's, 0 otherwise        |
@@ -76,8 +77,9 @@ import numpy as np
 from runtime.controller_spec import CONTROLLER_SPEC, ControllerSpec
 from runtime.melee_ids import STAGE_NAMES
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 ITEM_SLOTS = 4
+RELATIVE_SCALE = 0.05
 ACTION_STATE_LIMIT = 399
 CHARACTER_LIMIT = 33
 STAGES: tuple[str, ...] = (
@@ -348,6 +350,10 @@ class EmbeddingSpec:
             for f in PLAYER_FEATURES
         ]
         columns.append(FeatureColumn("stage", 1, 0, len(STAGES) - 1, len(STAGES)))
+        # The opponent relative to the target at a finer scale than absolute positions:
+        # spacing decisions hinge on a few units of distance.
+        columns.append(FeatureColumn("opponent_dx", RELATIVE_SCALE, -5, 5, 0))
+        columns.append(FeatureColumn("opponent_dy", RELATIVE_SCALE, -5, 5, 0))
         for slot in range(self.item_slots):
             columns.extend(_item_columns(slot))
         columns.extend(_previous_input_columns(self.controller))
@@ -388,7 +394,9 @@ _DIM = len(_COLUMNS)
 _SCALE = np.array([c.scale for c in _COLUMNS], dtype=np.float32)
 _LOW = np.array([c.low for c in _COLUMNS], dtype=np.float32)
 _HIGH = np.array([c.high for c in _COLUMNS], dtype=np.float32)
-_ITEM_START = len(SLOT_NAMES) * len(PLAYER_FEATURES) + 1
+_STAGE = len(SLOT_NAMES) * len(PLAYER_FEATURES)
+_RELATIVE = _STAGE + 1
+_ITEM_START = _RELATIVE + 2
 _PREVIOUS_START = _ITEM_START + 4 * ITEM_SLOTS
 
 
@@ -429,7 +437,14 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
             raw[:, slot_index * block + offset] = np.where(
                 present, feature.batch(slot, is_leader), np.float32(0)
             )
-    raw[:, _ITEM_START - 1] = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
+    raw[:, _STAGE] = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
+    target, opponent = columns.slots[0], columns.slots[2]
+    both = target.present.astype(np.bool_) & opponent.present.astype(np.bool_)
+    for offset, axis in enumerate(("x", "y")):
+        difference = getattr(opponent, axis).astype(np.float32) - getattr(target, axis).astype(
+            np.float32
+        )
+        raw[:, _RELATIVE + offset] = np.where(both, difference, np.float32(0))
     _nearest_items_batch(raw, columns)
     raw[:, _PREVIOUS_START:] = columns.previous_input
     return _finish(raw)
@@ -485,6 +500,12 @@ def embed_gamestate(
         else:
             values.extend([feature.live(player) for feature in PLAYER_FEATURES])
     values.append(float(stage_index(gamestate.stage.name)))
+    if opponent is None:
+        values.extend((0.0, 0.0))
+    else:
+        for axis in ("x", "y"):
+            mine = np.float32(getattr(target.position, axis))
+            values.append(float(np.float32(getattr(opponent.position, axis)) - mine))
     values.extend(_nearest_items_live(gamestate.projectiles, target, port, opponent_port))
     raw = np.empty(_DIM, dtype=np.float32)
     raw[:_PREVIOUS_START] = values

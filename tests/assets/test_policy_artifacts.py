@@ -27,7 +27,7 @@ def chain(sample_store):
         resources={"storage": ExphilStorage(home=str(home))},
         run_config={
             "ops": {
-                "training_set": {"config": {"name": "chain", "heldout_fraction": 0.34}},
+                "training_set": {"config": {"name": "chain", "heldout_fraction": 0.1}},
                 "teacher": {
                     "config": {
                         "name": "chain",

@@ -18,7 +18,7 @@ def test_teacher_materializes_with_curves_and_accuracy(sample_store) -> None:
         resources={"storage": ExphilStorage(home=str(home))},
         run_config={
             "ops": {
-                "training_set": {"config": {"name": "asset", "heldout_fraction": 0.34}},
+                "training_set": {"config": {"name": "asset", "heldout_fraction": 0.1}},
                 "teacher": {
                     "config": {
                         "name": "asset",

@@ -50,7 +50,7 @@ def test_student_config_is_validated() -> None:
 
 def test_soft_labels_follow_whole_episodes_of_a_recurrent_teacher(sample_store) -> None:
     home = sample_store.home
-    build_set(home, "soft", characters=("MEWTWO",), heldout_fraction=0.34)
+    build_set(home, "soft", characters=("MEWTWO",), heldout_fraction=0.1)
     config = TeacherConfig(
         name="soft", training_set="soft", hidden_dim=16, batch_size=2, bptt=16, max_steps=3
     )

@@ -32,7 +32,7 @@ def real_segment(real_store) -> Path:
 
 @pytest.fixture(scope="module")
 def sample_set(sample_store) -> Path:
-    build_set(sample_store.home, "teach", characters=("MEWTWO",), heldout_fraction=0.34)
+    build_set(sample_store.home, "teach", characters=("MEWTWO",), heldout_fraction=0.1)
     return sample_store.home
 
 
