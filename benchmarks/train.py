@@ -14,19 +14,18 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from exphil_pipeline.artifact_report import torch_step_latency
 from exphil_pipeline.data_layout import DataLayout
 from exphil_pipeline.ingest import IngestSettings, ingest_batch
 from exphil_pipeline.replay_batches import ReplayBatch
 from exphil_pipeline.sample_games import write_sample_replays
 from exphil_pipeline.teacher_training import TeacherConfig, train
 from exphil_pipeline.training_set import DatasetConfig, build_training_set
-from models import BACKBONE_KINDS, Policy
+from models import BACKBONE_KINDS
 
 
 def sample_training_set(home: Path) -> str:
@@ -35,25 +34,6 @@ def sample_training_set(home: Path) -> str:
     ingest_batch(ReplayBatch("bench", replays[0].parent), layout, IngestSettings(workers=0))
     build_training_set(layout, DatasetConfig(name="bench", characters=("all",)))
     return "bench"
-
-
-def step_latency_us(policy: Policy, calls: int) -> dict[str, float]:
-    policy.eval()
-    state = policy.initial_state(1)
-    features = torch.zeros(1, policy.config.input_dim)
-    uniforms = torch.full((1, len(policy.config.head_classes)), 0.5)
-    temperature = torch.tensor(1.0)
-    durations = []
-    with torch.no_grad():
-        for _ in range(calls):
-            began = time.perf_counter_ns()
-            _, _, state = policy.step(features, state, uniforms, temperature)
-            durations.append(time.perf_counter_ns() - began)
-    micros = np.asarray(durations[calls // 10 :]) / 1000  # first calls warm caches up
-    return {
-        "step_p50_us": round(float(np.percentile(micros, 50)), 1),
-        "step_p99_us": round(float(np.percentile(micros, 99)), 1),
-    }
 
 
 def main() -> None:
@@ -87,7 +67,12 @@ def main() -> None:
             results[backbone] = {
                 "train_frames_per_s": round(result.frames_per_s),
                 "parameters": result.parameters,
-                **step_latency_us(result.policy, args.calls),
+                **{
+                    f"step_{key}": value
+                    for key, value in torch_step_latency(
+                        result.policy, args.calls, threads=None
+                    ).items()
+                },
             }
     print(
         json.dumps(
