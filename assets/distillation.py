@@ -63,12 +63,22 @@ class StudentAssetConfig(Config):
     name: str = Field(default="default", description="Folder under students/.")
     teacher: str = Field(default="default", description="Teacher whose soft labels to learn.")
     hidden_sizes: list[int] = Field(default=[64, 64], description="MLP widths, one per layer.")
+    periodic_frequencies: int = Field(
+        default=0, ge=0, description="Periodic encodings per continuous feature (0: none)."
+    )
+    periodic_sigma: float = Field(default=3.0, gt=0, description="Their initial spread.")
     alpha: float = Field(default=0.7, ge=0.0, le=1.0, description="Weight of the soft term.")
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=512, ge=1)
     learning_rate: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     seed: int = 0
+    previous_input_noise: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of frames whose previous input is taken from another frame.",
+    )
     eval_max_frames: int = Field(default=50_000, ge=0)
 
     def to_student_config(self) -> StudentConfig:

@@ -19,6 +19,10 @@ class TeacherAssetConfig(Config):
     num_layers: int = Field(default=1, ge=1)
     window: int = Field(default=32, ge=1, description="Attention context in frames.")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    periodic_frequencies: int = Field(
+        default=0, ge=0, description="Periodic encodings per continuous feature (0: none)."
+    )
+    periodic_sigma: float = Field(default=3.0, gt=0, description="Their initial spread.")
     batch_size: int = Field(default=32, ge=1, description="Lanes per step (all ranks).")
     bptt: int = Field(default=64, ge=1, description="Truncated BPTT length in frames.")
     epochs: int = Field(default=2, ge=1)
@@ -31,6 +35,12 @@ class TeacherAssetConfig(Config):
     seed: int = 0
     device: str = Field(default="cpu", description="cpu or cuda (bf16 autocast on cuda).")
     bf16: bool = True
+    previous_input_noise: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of frames whose previous input is taken from another frame.",
+    )
     eval_max_frames: int = Field(default=200_000, ge=0)
     checkpoint_every: int = Field(default=200, ge=1)
     resume: bool = Field(default=True, description="Continue from last.pt of the same config.")

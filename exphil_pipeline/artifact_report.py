@@ -7,6 +7,10 @@ Definitions (all on held-out frames):
 - accuracy: for the teacher, teacher-forced top-1 per head; for the ONNX artifacts, the
   classes the graph itself picks at temperature 0 (what the bot would press), per head and
   for the whole action;
+- closed loop: whole-action accuracy when each episode is played frame by frame at
+  temperature 0 with the model's own last choice as the previous input, as in play
+  (:mod:`exphil_pipeline.closed_loop`); the gap to the action accuracy is what copying its
+  own last input costs the model;
 - agreement: per-head match with the teacher's top-1 choice, averaged over heads;
 - latency: one step on one thread (ONNX ``session.run`` for artifacts, ``Policy.step`` in
   PyTorch for the teacher unless it was exported).
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from exphil_pipeline.closed_loop import (
+    FrameStep,
+    closed_loop_accuracy,
+    onnx_frame_step,
+    split_episodes,
+    torch_frame_step,
+)
 from exphil_pipeline.distillation import (
     HEAD_SLICES,
     TeacherRun,
@@ -33,6 +45,7 @@ from exphil_pipeline.onnx_artifacts import latency_us, run_artifact
 from exphil_pipeline.training_report import png_markdown
 from models import Policy
 from runtime.controller_spec import CONTROLLER_SPEC
+from runtime.onnx_policy import OnnxPolicy
 
 MAIN_X = CONTROLLER_SPEC.heads.index("main_x")
 
@@ -105,13 +118,21 @@ def evaluation_report(home: Path, student_name: str, eval_frames: int) -> Evalua
     evaluated = [e["heldout"] for e in history["epochs"] if e["heldout"]["frames"]]
     teacher_eval = min(evaluated, key=lambda e: e["loss"]) if evaluated else None
     teacher_onnx = folder / "teacher_fp32.onnx"
+    dataset = teacher.training_set(home)
+
+    def played(new_step: Callable[[], FrameStep]) -> float:
+        return closed_loop_accuracy(
+            new_step, split_episodes(dataset, frames.split, eval_frames)
+        ).all_heads
+
     rows = [
         {
             "model": f"teacher ({teacher.policy.config.backbone})",
             "frames": teacher_eval["frames"] if teacher_eval else 0,
             "nll": teacher_eval["loss"] if teacher_eval else float("nan"),
             "accuracy": teacher_eval["accuracy"] if teacher_eval else {},
-            "action": None,
+            "action": teacher_eval.get("action_accuracy") if teacher_eval else None,
+            "closed_loop": played(lambda: torch_frame_step(teacher.policy)),
             "agreement": 1.0,
             "parameters": sum(p.numel() for p in teacher.policy.parameters()),
             "bytes": (home / "teachers" / teacher_name / "best.pt").stat().st_size,
@@ -126,6 +147,7 @@ def evaluation_report(home: Path, student_name: str, eval_frames: int) -> Evalua
     for label, path in (("student FP32", "policy_fp32.onnx"), ("student INT8", "policy_int8.onnx")):
         chosen = run_artifact(folder / path, frames.features).classes
         correct = chosen == frames.targets
+        policy = OnnxPolicy.load(folder / path)
         rows.append(
             {
                 "model": label,
@@ -133,6 +155,7 @@ def evaluation_report(home: Path, student_name: str, eval_frames: int) -> Evalua
                 "nll": checkpoint["metrics"]["student_loss"] if "FP32" in label else None,
                 "accuracy": {h: float(correct[:, i].mean()) for i, h in enumerate(heads)},
                 "action": float(correct.all(axis=1).mean()),
+                "closed_loop": played(lambda policy=policy: onnx_frame_step(policy)),
                 "agreement": float((chosen == teacher_choice).mean()),
                 "parameters": sum(p.numel() for p in student.parameters()),
                 "bytes": (folder / path).stat().st_size,
@@ -157,14 +180,16 @@ def _cell(value: float | None, digits: int = 4) -> str:
 def _summary_table(rows: list[dict], split: str) -> str:
     lines = [
         f"| model | {split} frames | NLL | mean head accuracy | action accuracy "
-        "| agreement with teacher | parameters | file bytes | p50 µs | p99 µs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| closed-loop action accuracy | agreement with teacher | parameters | file bytes "
+        "| p50 µs | p99 µs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         accuracy = np.mean(list(row["accuracy"].values())) if row["accuracy"] else None
         lines.append(
             f"| {row['model']} | {row['frames']:,} | {_cell(row['nll'], 3)} | {_cell(accuracy)} "
-            f"| {_cell(row['action'])} | {_cell(row['agreement'])} | {row['parameters']:,} "
+            f"| {_cell(row['action'])} | {_cell(row['closed_loop'])} "
+            f"| {_cell(row['agreement'])} | {row['parameters']:,} "
             f"| {row['bytes']:,} | {row['latency']['p50_us']} | {row['latency']['p99_us']} |"
         )
     return "\n".join(lines)

@@ -19,13 +19,21 @@ DEMO_NAME = "demo"
 
 @dataclass(frozen=True)
 class DemoSizes:
-    """What the demo trains. Defaults: GRU teacher (128 wide), 64x64 MLP student."""
+    """What the demo trains. Defaults: MLP teacher (2 x 128), 64x64 MLP student, both with
+    periodic feature encodings and the previous-input feature fully shuffled in training: the
+    scripted player never reads its own last input, so that feature could only teach copying
+    (see ``exphil_pipeline.previous_input_noise``). Set ``previous_input_noise`` lower for
+    human replays, where holding an input is part of the behaviour."""
 
     characters: tuple[str, ...] = ("MEWTWO",)
     frame_delay: int = 1
     heldout_fraction: float = 0.25
+    teacher_backbone: str = "mlp"
     teacher_hidden: int = 128
-    teacher_epochs: int = 6
+    teacher_layers: int = 2
+    teacher_epochs: int = 8
+    periodic_frequencies: int = 8
+    previous_input_noise: float = 1.0
     student_hidden: tuple[int, ...] = (64, 64)
     student_epochs: int = 6
     eval_frames: int = 3000
@@ -45,12 +53,15 @@ class DemoSizes:
                     "config": {
                         "name": DEMO_NAME,
                         "training_set": DEMO_NAME,
-                        "backbone": "gru",
+                        "backbone": self.teacher_backbone,
                         "hidden_dim": self.teacher_hidden,
+                        "num_layers": self.teacher_layers,
                         "epochs": self.teacher_epochs,
-                        "batch_size": 32,
-                        "bptt": 64,
-                        "learning_rate": 2e-3,
+                        "batch_size": 8,
+                        "bptt": 32,
+                        "learning_rate": 3e-3,
+                        "periodic_frequencies": self.periodic_frequencies,
+                        "previous_input_noise": self.previous_input_noise,
                         "resume": False,
                     }
                 },
@@ -62,6 +73,8 @@ class DemoSizes:
                         "hidden_sizes": list(self.student_hidden),
                         "epochs": self.student_epochs,
                         "batch_size": 128,
+                        "periodic_frequencies": self.periodic_frequencies,
+                        "previous_input_noise": self.previous_input_noise,
                     }
                 },
                 "policy_onnx": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},

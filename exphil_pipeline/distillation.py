@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from exphil_pipeline.atomic_files import atomic_path
 from exphil_pipeline.episode_batches import ChunkReader
+from exphil_pipeline.previous_input_noise import shuffle_previous_input
 from exphil_pipeline.teacher_training import run_episodes
 from exphil_pipeline.training_set import SPLITS, TrainingSet
 from models import Policy, PolicyConfig, categorical_columns
@@ -159,21 +160,28 @@ class StudentConfig:
     name: folder under ``students/``.
     teacher: the teacher whose soft labels (``soft_labels/<teacher>``) it learns from.
     hidden_sizes: MLP hidden widths (one per layer; all layers share a width).
+    periodic_frequencies, periodic_sigma: periodic encodings of the continuous features
+        (:mod:`models.feature_input`; 0 frequencies: none).
     alpha: weight of the soft (KL) term against the hard (human CE) term.
     epochs, batch_size, learning_rate, weight_decay: optimization (random frames, AdamW).
     seed: weights and batch order.
+    previous_input_noise: share of training frames whose previous-input feature is taken from
+        another frame (:mod:`exphil_pipeline.previous_input_noise`).
     eval_max_frames: held-out frames used for the reported metrics (0: all).
     """
 
     name: str = "default"
     teacher: str = "default"
     hidden_sizes: tuple[int, ...] = (64, 64)
+    periodic_frequencies: int = 0
+    periodic_sigma: float = 3.0
     alpha: float = 0.7
     epochs: int = 3
     batch_size: int = 512
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    previous_input_noise: float = 0.0
     eval_max_frames: int = 50_000
 
     def __post_init__(self) -> None:
@@ -298,6 +306,8 @@ def train_student(
             hidden_dim=config.hidden_sizes[0],
             num_layers=len(config.hidden_sizes),
             head_mlp_dim=config.hidden_sizes[-1],
+            periodic_frequencies=config.periodic_frequencies,
+            periodic_sigma=config.periodic_sigma,
             controller_spec_hash=dataset.manifest["controller_spec"]["hash"],
         )
     )
@@ -318,6 +328,7 @@ def train_student(
             began = time.perf_counter()
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             features, targets, soft = map(torch.from_numpy, train_frames.rows(index))
+            features = shuffle_previous_input(features, config.previous_input_noise)
             logits, _ = policy(features.unsqueeze(1), targets.unsqueeze(1))
             logits = [head.squeeze(1) for head in logits]
             loss = distillation_loss(logits, targets, soft, labels.temperature, config.alpha)

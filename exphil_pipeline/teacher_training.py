@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 from exphil_pipeline.atomic_files import atomic_path, write_text_atomic
 from exphil_pipeline.episode_batches import ChunkReader, LaneChunk, epoch_chunks, shuffled_order
+from exphil_pipeline.previous_input_noise import shuffle_previous_input
 from exphil_pipeline.training_set import TrainingSet
 from models import Policy, PolicyConfig, categorical_columns
 from runtime.controller_spec import CONTROLLER_SPEC
@@ -46,6 +47,8 @@ class TeacherConfig:
     training_set: name of the training set under ``training_sets/``.
     backbone: mlp, gru, lstm, attention, mamba or hybrid.
     hidden_dim, num_layers, window, dropout: backbone sizes (window: attention context).
+    periodic_frequencies, periodic_sigma: periodic encodings of the continuous features
+        (:mod:`models.feature_input`; 0 frequencies: none).
     batch_size: lanes per optimizer step (across all ranks under DDP).
     bptt: frames per chunk; state is carried across chunks and gradients stop at their edges.
     epochs: passes over the training episodes; max_steps stops earlier when set (> 0).
@@ -54,6 +57,8 @@ class TeacherConfig:
     warmup_steps: linear warm-up length.
     seed: weights, data order and dropout all follow from it.
     device: ``cpu`` or ``cuda``; bf16 autocasts the forward pass on CUDA.
+    previous_input_noise: share of training frames whose previous-input feature is taken from
+        another frame (:mod:`exphil_pipeline.previous_input_noise`); evaluation never shuffles.
     eval_max_frames: cap on held-out frames evaluated per epoch (0: all).
     checkpoint_every: steps between ``last.pt`` writes (also written at each epoch end).
     resume: continue from ``last.pt`` when it exists and was written by the same config.
@@ -66,6 +71,8 @@ class TeacherConfig:
     num_layers: int = 1
     window: int = 32
     dropout: float = 0.0
+    periodic_frequencies: int = 0
+    periodic_sigma: float = 3.0
     batch_size: int = 32
     bptt: int = 64
     epochs: int = 2
@@ -78,6 +85,7 @@ class TeacherConfig:
     seed: int = 0
     device: str = "cpu"
     bf16: bool = True
+    previous_input_noise: float = 0.0
     eval_max_frames: int = 200_000
     checkpoint_every: int = 200
     resume: bool = True
@@ -104,6 +112,8 @@ class TeacherConfig:
             num_layers=self.num_layers,
             window=self.window,
             dropout=self.dropout,
+            periodic_frequencies=self.periodic_frequencies,
+            periodic_sigma=self.periodic_sigma,
             controller_spec_hash=manifest["controller_spec"]["hash"],
         )
 
@@ -408,6 +418,7 @@ def train(
                 step, reader, lanes, config.bptt, config.device
             )
             state = _reset_lanes(state, reset, dims)
+            features = shuffle_previous_input(features, config.previous_input_noise, mask)
             with _autocast(config):
                 logits, state = model(features, targets, state)
                 loss = _masked_loss(logits, targets, mask)

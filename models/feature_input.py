@@ -4,11 +4,19 @@ Categorical columns (action state, character, stage, ...) arrive as exact intege
 same float32 vector as the continuous columns. Expanding them here, inside the network, keeps
 the exported ONNX graph's input a single raw float vector, so the runtime never needs to know
 which column is an id.
+
+Continuous columns can also be given periodic encodings (``periodic_frequencies > 0``):
+``sin(2 pi c_jk x_j + phase)`` for learned frequencies ``c_jk`` of each column ``j``, at a
+cosine and a sine phase. Game decisions hinge on sharp thresholds of a continuous value (a
+move's range, the edge of the stage); a plain MLP needs very large first-layer weights, and
+so many optimizer steps, to draw such a boundary, while high frequencies draw it at once
+(Gorishniy et al. 2022, "On Embeddings for Numerical Features in Tabular Deep Learning").
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -76,7 +84,13 @@ class FeatureInput(nn.Module):
     output_index: Tensor
     table: nn.Embedding | None
 
-    def __init__(self, input_dim: int, categorical: Sequence[CategoricalColumn]) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        categorical: Sequence[CategoricalColumn],
+        periodic_frequencies: int = 0,
+        periodic_sigma: float = 1.0,
+    ) -> None:
         super().__init__()
         indices = [column.index for column in categorical]
         if len(set(indices)) != len(indices):
@@ -111,7 +125,13 @@ class FeatureInput(nn.Module):
         self.register_buffer(
             "output_index", torch.tensor(continuous + embedding_positions, dtype=torch.long)
         )
-        self.output_dim = len(self.output_index)
+        self.continuous_dim = len(continuous)
+        self.periodic: Periodic | None = None
+        if periodic_frequencies:
+            self.periodic = Periodic(self.continuous_dim, periodic_frequencies, periodic_sigma)
+        self.output_dim = len(self.output_index) + (
+            self.periodic.output_dim if self.periodic else 0
+        )
 
     def column_embeddings(self, column: int) -> Tensor:
         """Embedding vectors ``[vocab_size, embedding_dim]`` of the ``column``-th id column."""
@@ -121,6 +141,14 @@ class FeatureInput(nn.Module):
         return self.table.weight[start : start + spec.vocab_size, : spec.embedding_dim]
 
     def forward(self, frames: Tensor) -> Tensor:
+        encoded = self._embed_ids(frames)
+        if self.periodic is None:
+            return encoded
+        # The continuous columns lead the output (see output_index).
+        periodic = self.periodic(encoded[..., : self.continuous_dim])
+        return torch.cat([encoded, periodic], dim=-1)
+
+    def _embed_ids(self, frames: Tensor) -> Tensor:
         if self.table is None:
             return frames
         raw = frames.index_select(-1, self.categorical_index)
@@ -130,3 +158,23 @@ class FeatureInput(nn.Module):
         ids = torch.where(raw > 0, torch.minimum(raw, self.categorical_max), 0.0)
         looked_up = self.table((ids + self.row_offsets).long()).flatten(-2)
         return torch.cat([frames, looked_up], dim=-1).index_select(-1, self.output_index)
+
+
+class Periodic(nn.Module):
+    """``values[..., columns]`` to ``[..., columns * 2 * frequencies]``: for every column and
+    learned frequency, its sine and its cosine (one ``Sin`` with a quarter-turn phase, so the
+    exported graph stays a handful of nodes)."""
+
+    def __init__(self, columns: int, frequencies: int, sigma: float) -> None:
+        super().__init__()
+        if frequencies < 1 or sigma <= 0:
+            raise ValueError(f"need frequencies >= 1 and sigma > 0, got {frequencies}, {sigma}")
+        # Each frequency appears twice: once at phase 0 (sine), once at pi/2 (cosine).
+        initial = torch.randn(columns, frequencies) * sigma * 2 * math.pi
+        self.frequencies = nn.Parameter(initial.repeat(1, 2))
+        phase = torch.cat([torch.zeros(frequencies), torch.full((frequencies,), math.pi / 2)])
+        self.register_buffer("phase", phase)
+        self.output_dim = columns * 2 * frequencies
+
+    def forward(self, values: Tensor) -> Tensor:
+        return torch.sin(values.unsqueeze(-1) * self.frequencies + self.phase).flatten(-2)

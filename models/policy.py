@@ -43,6 +43,11 @@ class PolicyConfig:
     built by the same spec, and this is how callers check that."""
     categorical: tuple[CategoricalColumn, ...] = ()
     """Columns of the frame vector that hold integer ids, embedded by the first layer."""
+    periodic_frequencies: int = 0
+    """Learned frequencies of each continuous column's periodic encoding; 0: none
+    (see :mod:`models.feature_input`)."""
+    periodic_sigma: float = 1.0
+    """Spread of the periodic frequencies at initialization, in cycles per unit of input."""
     backbone: str = "gru"
     """One of ``mlp``, ``gru``, ``lstm``, ``attention``, ``mamba``, ``hybrid``."""
     hidden_dim: int = 256
@@ -107,6 +112,8 @@ class PolicyConfig:
             "head_mlp_dim",
         )
         problems += [f"{name} must be >= 1" for name in positive if getattr(self, name) < 1]
+        if self.periodic_frequencies < 0 or self.periodic_sigma <= 0:
+            problems.append("periodic_frequencies must be >= 0 and periodic_sigma > 0")
         if self.window < 2:
             problems.append(f"window must be >= 2 frames, got {self.window}")
         if self.mamba_conv_width < 2:
@@ -189,7 +196,12 @@ class Policy(nn.Module):
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
         self.config = config
-        self.features = FeatureInput(config.input_dim, config.categorical)
+        self.features = FeatureInput(
+            config.input_dim,
+            config.categorical,
+            config.periodic_frequencies,
+            config.periodic_sigma,
+        )
         self.backbone = build_backbone(config, self.features.output_dim)
         self.head = AutoregressiveControllerHead(
             self.backbone.output_dim, config.head_classes, config.joint_heads, config.head_mlp_dim

@@ -49,6 +49,20 @@ class Agreement:
     all_heads: float = 0.0
     per_head: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, equal: np.ndarray) -> Agreement:
+        """From ``equal[frames, heads]``: where the policy's class matched the recorded one."""
+        if len(equal) == 0:
+            return cls()
+        return cls(
+            compared=len(equal),
+            all_heads=float(equal.all(axis=1).mean()),
+            per_head={
+                head: float(rate)
+                for head, rate in zip(CONTROLLER_SPEC.heads, equal.mean(axis=0), strict=True)
+            },
+        )
+
 
 @dataclass
 class PipeReport:
@@ -125,15 +139,7 @@ def agreement(
         return Agreement()
     bot = np.stack([p[0] for p in pairs])
     human = np.stack([p[1] for p in pairs])
-    equal = bot == human
-    return Agreement(
-        compared=len(pairs),
-        all_heads=float(equal.all(axis=1).mean()),
-        per_head={
-            head: float(rate)
-            for head, rate in zip(CONTROLLER_SPEC.heads, equal.mean(axis=0), strict=True)
-        },
-    )
+    return Agreement.of(bot == human)
 
 
 def _opponent_of(port: int, gamestate: melee.GameState) -> int:

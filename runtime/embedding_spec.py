@@ -398,6 +398,8 @@ _STAGE = len(SLOT_NAMES) * len(PLAYER_FEATURES)
 _RELATIVE = _STAGE + 1
 _ITEM_START = _RELATIVE + 2
 _PREVIOUS_START = _ITEM_START + 4 * ITEM_SLOTS
+PREVIOUS_INPUT_COLUMNS = slice(_PREVIOUS_START, _DIM)
+"""Where a frame vector holds the previous input's controller classes."""
 
 
 def _finish(raw: np.ndarray) -> np.ndarray:
