@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from exphil_pipeline.episode_batches import Episodes
 from exphil_pipeline.training_set import TrainingSet
 from models import Policy
 from runtime.controller_spec import CONTROLLER_SPEC
@@ -66,12 +67,10 @@ def split_episodes(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(features[N, D], targets[N, heads])`` of the split's episodes in order, whole, until
     ``max_frames`` (0: all) is reached; the episode that crosses it is cut there."""
-    table = dataset.episodes(split)
+    episodes = Episodes.of(dataset, split)
     shards = list(dataset.shards(split))
-    left = max_frames or int(sum(table.column("length").to_pylist()))
-    for shard, start, length in zip(
-        *(table.column(name).to_pylist() for name in ("shard", "start", "length")), strict=True
-    ):
+    left = max_frames or episodes.frames
+    for shard, start, length in zip(episodes.shard, episodes.start, episodes.length, strict=True):
         if left <= 0:
             return
         count = min(length, left)

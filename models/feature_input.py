@@ -89,7 +89,7 @@ class FeatureInput(nn.Module):
         input_dim: int,
         categorical: Sequence[CategoricalColumn],
         periodic_frequencies: int = 0,
-        periodic_sigma: float = 1.0,
+        periodic_sigma: float = 3.0,
     ) -> None:
         super().__init__()
         indices = [column.index for column in categorical]

@@ -46,7 +46,7 @@ class PolicyConfig:
     periodic_frequencies: int = 0
     """Learned frequencies of each continuous column's periodic encoding; 0: none
     (see :mod:`models.feature_input`)."""
-    periodic_sigma: float = 1.0
+    periodic_sigma: float = 3.0
     """Spread of the periodic frequencies at initialization, in cycles per unit of input."""
     backbone: str = "gru"
     """One of ``mlp``, ``gru``, ``lstm``, ``attention``, ``mamba``, ``hybrid``."""
