@@ -15,8 +15,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from exphil_pipeline.distillation import StudentConfig, build_soft_labels, train_student
-from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.distillation.student import StudentConfig, build_soft_labels, train_student
+from exphil_pipeline.orchestration.resources import ExphilStorage
 from runtime.controller_spec import CONTROLLER_SPEC
 
 # On every head the student must keep this share of the teacher's top-1 accuracy (both

@@ -17,11 +17,11 @@ from dagster import (
 from pydantic import Field
 from tqdm import tqdm
 
-from exphil_pipeline import partition_checks
-from exphil_pipeline.duckdb_catalog import build_catalog
-from exphil_pipeline.ingest import BatchResult, FileOutcome, IngestSettings, ingest_batch
-from exphil_pipeline.partitions import replay_batches
-from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.orchestration.partitions import replay_batches
+from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.replays import partition_checks
+from exphil_pipeline.replays.duckdb_catalog import build_catalog
+from exphil_pipeline.replays.ingest import BatchResult, FileOutcome, IngestSettings, ingest_batch
 
 raw_replays = AssetSpec(
     "raw_replays",

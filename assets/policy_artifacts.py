@@ -19,17 +19,17 @@ from dagster import (
 )
 from pydantic import Field
 
-from exphil_pipeline.artifact_report import evaluation_report
-from exphil_pipeline.distillation import TeacherRun, evaluation_frames, load_student
-from exphil_pipeline.onnx_artifacts import (
+from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for, write_manifest
+from exphil_pipeline.artifacts.quantization import (
     action_agreement,
     latency_us,
     pytorch_path_logits,
     quantize_candidates,
     run_artifact,
 )
-from exphil_pipeline.onnx_export import export_policy, manifest_for, write_manifest
-from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.distillation.student import TeacherRun, evaluation_frames, load_student
+from exphil_pipeline.evaluation.evaluation_table import evaluation_report
+from exphil_pipeline.orchestration.resources import ExphilStorage
 from runtime.artifact_manifest import read_manifest
 
 MAX_LOGIT_DIFFERENCE = 1e-4

@@ -3,9 +3,9 @@
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from exphil_pipeline.resources import ExphilStorage
-from exphil_pipeline.teacher_training import SCHEDULES, TeacherConfig, train
-from exphil_pipeline.training_report import head_accuracy_table, loss_curves_png, png_markdown
+from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.training.report import head_accuracy_table, loss_curves_png, png_markdown
+from exphil_pipeline.training.teacher_trainer import SCHEDULES, TeacherConfig, train
 from models import BACKBONE_KINDS
 
 

@@ -14,8 +14,8 @@ from dagster import (
 )
 from pydantic import Field
 
-from exphil_pipeline.resources import ExphilStorage
-from exphil_pipeline.training_set import (
+from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.training.training_set import (
     ALL_CHARACTERS,
     TARGET_CHARACTERS,
     DatasetConfig,

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.parity import runtime_gamestates
-from exphil_pipeline.replay_batches import ReplayBatch, list_replay_files
-from exphil_pipeline.training_examples import GameFrames
+from exphil_pipeline.evaluation.parity import runtime_gamestates
+from exphil_pipeline.replays.batches import ReplayBatch, list_replay_files
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.examples import GameFrames
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import GameColumns, embed_batch, embed_gamestate
 

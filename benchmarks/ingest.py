@@ -20,9 +20,9 @@ from pathlib import Path
 
 import peppi_py
 
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.replay_batches import ReplayBatch, list_replay_files
+from exphil_pipeline.replays.batches import ReplayBatch, list_replay_files
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.storage.layout import DataLayout
 
 
 def bare_parse_seconds(files: list[Path]) -> tuple[float, int]:

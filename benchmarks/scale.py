@@ -20,14 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from exphil_pipeline.sample_games import write_sample_replays
+from exphil_pipeline.simulator.sample_games import write_sample_replays
 
 _CHILD = """
 import json, sys
 from pathlib import Path
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.replay_batches import ReplayBatch
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.replays.batches import ReplayBatch
 
 if __name__ == "__main__":
     folder, home, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import torch
 
-from exphil_pipeline.artifact_report import torch_step_latency
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.replay_batches import ReplayBatch
-from exphil_pipeline.sample_games import write_sample_replays
-from exphil_pipeline.teacher_training import TeacherConfig, train
-from exphil_pipeline.training_set import DatasetConfig, build_training_set
+from exphil_pipeline.evaluation.evaluation_table import torch_step_latency
+from exphil_pipeline.replays.batches import ReplayBatch
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.simulator.sample_games import write_sample_replays
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.teacher_trainer import TeacherConfig, train
+from exphil_pipeline.training.training_set import DatasetConfig, build_training_set
 from models import BACKBONE_KINDS
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from exphil_pipeline.data_layout import DataLayout
+from exphil_pipeline.storage.layout import DataLayout
 
 app = typer.Typer(help="ExPhil: Slippi replays to playable Melee bots.", no_args_is_help=True)
 
@@ -58,11 +58,11 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
 
 def _materialize_batch(layout: DataLayout, folder: Path, name: str, workers: int) -> dict[str, Any]:
     """Register ``folder`` as batch ``name`` and run the ingest job on the shared instance."""
-    from exphil_pipeline.dagster_instance import shared_instance
     from exphil_pipeline.definitions import build_definitions
-    from exphil_pipeline.jobs import INGEST_JOB_NAME
-    from exphil_pipeline.partitions import replay_batches
-    from exphil_pipeline.replay_batches import BatchRegistry
+    from exphil_pipeline.orchestration.instance import shared_instance
+    from exphil_pipeline.orchestration.jobs import INGEST_JOB_NAME
+    from exphil_pipeline.orchestration.partitions import replay_batches
+    from exphil_pipeline.replays.batches import BatchRegistry
 
     registered = BatchRegistry(layout).register(name, folder)
     instance = shared_instance(layout)
@@ -90,7 +90,7 @@ def ingest(
     workers: Annotated[int, typer.Option(help="Parser processes; 0 = one per core.")] = 0,
 ) -> None:
     """Register PATH as a replay batch and materialize games + frames + items for it."""
-    from exphil_pipeline.replay_batches import batch_name_for_folder
+    from exphil_pipeline.replays.batches import batch_name_for_folder
 
     try:
         name = batch or batch_name_for_folder(path)
@@ -111,7 +111,7 @@ def sample_replays(
     seed: Annotated[int, typer.Option(help="Seed: the same seed writes identical files.")] = 0,
 ) -> None:
     """Write scripted, deterministic sample replays (no real replays needed)."""
-    from exphil_pipeline.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_games import write_sample_replays
 
     paths = write_sample_replays(out, games=games, frames=frames, seed=seed)
     typer.echo(json.dumps({"out": str(out), "files": len(paths)}))
@@ -133,11 +133,11 @@ def demo(
     Uses $EXPHIL_REPLAYS if set, else generated sample replays; everything lands under
     $EXPHIL_HOME and every run is recorded in the Dagster instance `exphil ui` shows.
     """
-    from exphil_pipeline.data_layout import replay_root_from_env
     from exphil_pipeline.demo import DemoSizes, artifact_paths, train_on_instance
-    from exphil_pipeline.duckdb_catalog import connect_readonly
-    from exphil_pipeline.replay_batches import batch_name_for_folder, discover_batch_folders
-    from exphil_pipeline.sample_games import write_sample_replays
+    from exphil_pipeline.replays.batches import batch_name_for_folder, discover_batch_folders
+    from exphil_pipeline.replays.duckdb_catalog import connect_readonly
+    from exphil_pipeline.simulator.sample_games import write_sample_replays
+    from exphil_pipeline.storage.layout import replay_root_from_env
 
     layout = DataLayout.from_env()
     root = replay_root_from_env()
@@ -211,7 +211,7 @@ def sql(
     """Run a read-only SQL query against the DuckDB catalog under $EXPHIL_HOME."""
     import duckdb
 
-    from exphil_pipeline.duckdb_catalog import connect_readonly
+    from exphil_pipeline.replays.duckdb_catalog import connect_readonly
 
     con = connect_readonly(DataLayout.from_env())
     try:
@@ -246,8 +246,8 @@ def parity(
     """
     from tqdm import tqdm
 
-    from exphil_pipeline.parity import compare_replay
-    from exphil_pipeline.replay_batches import list_replay_files
+    from exphil_pipeline.evaluation.parity import compare_replay
+    from exphil_pipeline.replays.batches import list_replay_files
 
     files = [f for path in replays for f in (list_replay_files(path) if path.is_dir() else [path])]
     missing = [str(f) for f in files if not f.is_file()]
@@ -269,7 +269,7 @@ def parity(
 @app.command()
 def ui(port: Annotated[int, typer.Option(help="Webserver port.")] = 3000) -> None:
     """Start the Dagster UI and daemon on the same instance `exphil ingest` uses."""
-    from exphil_pipeline.dagster_instance import ensure_dagster_home
+    from exphil_pipeline.orchestration.instance import ensure_dagster_home
 
     ensure_dagster_home(DataLayout.from_env())
     workspace = Path(__file__).resolve().parent.parent / "workspace.yaml"

@@ -11,10 +11,10 @@ from assets.ingestion import ingest_replay_batch, raw_replays
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.data_layout import REPLAYS_ENV, DataLayout
-from exphil_pipeline.jobs import ingest_job, train_job
-from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
-from exphil_pipeline.sensors import replay_batch_sensor
+from exphil_pipeline.orchestration.jobs import ingest_job, train_job
+from exphil_pipeline.orchestration.resources import ExphilStorage, ReplayLibrary
+from exphil_pipeline.orchestration.sensors import replay_batch_sensor
+from exphil_pipeline.storage.layout import REPLAYS_ENV, DataLayout
 
 
 def build_definitions() -> Definitions:

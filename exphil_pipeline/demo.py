@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.jobs import TRAIN_JOB_NAME
+from exphil_pipeline.orchestration.jobs import TRAIN_JOB_NAME
+from exphil_pipeline.storage.layout import DataLayout
 
 DEMO_NAME = "demo"
 
@@ -22,7 +22,7 @@ class DemoSizes:
     """What the demo trains. Defaults: MLP teacher (2 x 128), 64x64 MLP student, both with
     periodic feature encodings and the previous-input feature fully shuffled in training: the
     scripted player never reads its own last input, so that feature could only teach copying
-    (see ``exphil_pipeline.previous_input_noise``). Set ``previous_input_noise`` lower for
+    (see ``exphil_pipeline.training.previous_input_noise``). Set ``previous_input_noise`` lower for
     human replays, where holding an input is part of the behaviour."""
 
     characters: tuple[str, ...] = ("MEWTWO",)
@@ -87,8 +87,8 @@ class DemoSizes:
 
 def train_on_instance(layout: DataLayout, sizes: DemoSizes) -> Any:
     """Run the ``train_policy`` job on the instance the UI reads (so the run shows there)."""
-    from exphil_pipeline.dagster_instance import shared_instance
     from exphil_pipeline.definitions import build_definitions
+    from exphil_pipeline.orchestration.instance import shared_instance
 
     job = build_definitions().resolve_job_def(TRAIN_JOB_NAME)
     return job.execute_in_process(

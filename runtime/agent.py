@@ -1,7 +1,7 @@
 """The per-frame decision: GameState -> frame vector -> policy -> controller action.
 
 Timing, in frames. An artifact trained with frame delay ``d`` learned to choose, from the
-state of frame ``t``, the input of frame ``t + d`` (``exphil_pipeline.training_examples``).
+state of frame ``t``, the input of frame ``t + d`` (``exphil_pipeline.training.examples``).
 Through libmelee, an input sent after reading frame ``t`` is first used on frame ``t + 1``, and
 on frame ``t + 1 + k`` online, where Slippi adds ``k`` frames of its own input delay. So an
 action waits ``d - 1 - k`` frames in a queue before it is sent; when that is negative the

@@ -55,7 +55,7 @@ Any other NaN lands on its feature's low clip bound.
 
 Items are ranked by squared distance to the target (float32), ties by spawn id. The
 "previous input" is the last action the policy sent: in training, the target's recorded input
-on the frame before the action it learns (see ``exphil_pipeline.training_examples``).
+on the frame before the action it learns (see ``exphil_pipeline.training.examples``).
 
 libmelee presents some Slippi fields converted (``int()`` on float counters, defaults for fields
 older replays lack, +1 on the action frames of actions it calls zero-indexed); the batch path

@@ -38,7 +38,7 @@ def real_replay_dir() -> Path | None:
 @pytest.fixture(scope="session")
 def sample_replays(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three short generated games (no real replays needed): copy them where a test needs."""
-    from exphil_pipeline.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_games import write_sample_replays
 
     return write_sample_replays(tmp_path_factory.mktemp("samples"), games=3, frames=600, seed=7)
 
@@ -78,9 +78,9 @@ class IngestedStore:
 
 
 def _ingest_into(home: Path, folder: Path, batch: str) -> IngestedStore:
-    from exphil_pipeline.data_layout import DataLayout
-    from exphil_pipeline.ingest import IngestSettings, ingest_batch
-    from exphil_pipeline.replay_batches import ReplayBatch
+    from exphil_pipeline.replays.batches import ReplayBatch
+    from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+    from exphil_pipeline.storage.layout import DataLayout
 
     result = ingest_batch(ReplayBatch(batch, folder), DataLayout(home), IngestSettings(workers=2))
     return IngestedStore(home, batch, result.games)

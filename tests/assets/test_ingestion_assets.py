@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance, SensorResult, build_sensor_context
 
-from exphil_pipeline.data_layout import DataLayout
 from exphil_pipeline.definitions import build_definitions
-from exphil_pipeline.jobs import INGEST_JOB_NAME
-from exphil_pipeline.partitions import replay_batches
-from exphil_pipeline.replay_batches import BatchRegistry
-from exphil_pipeline.resources import ExphilStorage, ReplayLibrary
-from exphil_pipeline.sensors import replay_batch_sensor
+from exphil_pipeline.orchestration.jobs import INGEST_JOB_NAME
+from exphil_pipeline.orchestration.partitions import replay_batches
+from exphil_pipeline.orchestration.resources import ExphilStorage, ReplayLibrary
+from exphil_pipeline.orchestration.sensors import replay_batch_sensor
+from exphil_pipeline.replays.batches import BatchRegistry
+from exphil_pipeline.storage.layout import DataLayout
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,21 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from exphil_pipeline.closed_loop import (
+from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for
+from exphil_pipeline.artifacts.quantization import quantize_candidates
+from exphil_pipeline.distillation.student import StudentConfig, build_soft_labels, train_student
+from exphil_pipeline.evaluation.closed_loop import (
     closed_loop_accuracy,
     onnx_frame_step,
     split_episodes,
     torch_frame_step,
 )
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.distillation import StudentConfig, build_soft_labels, train_student
-from exphil_pipeline.ingest import IngestSettings, content_game_id, ingest_batch
-from exphil_pipeline.onnx_artifacts import quantize_candidates
-from exphil_pipeline.onnx_export import export_policy, manifest_for
-from exphil_pipeline.replay_batches import ReplayBatch
-from exphil_pipeline.sample_games import write_sample_replays
-from exphil_pipeline.teacher_training import TeacherConfig, load_teacher, train
-from exphil_pipeline.training_set import DatasetConfig, TrainingSet, build_training_set, is_heldout
+from exphil_pipeline.replays.batches import ReplayBatch
+from exphil_pipeline.replays.ingest import IngestSettings, content_game_id, ingest_batch
+from exphil_pipeline.simulator.sample_games import write_sample_replays
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.teacher_trainer import TeacherConfig, load_teacher, train
+from exphil_pipeline.training.training_set import (
+    DatasetConfig,
+    TrainingSet,
+    build_training_set,
+    is_heldout,
+)
 from runtime.dry_run import DryRunConfig, dry_run
 from runtime.onnx_policy import OnnxPolicy
 

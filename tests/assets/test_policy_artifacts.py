@@ -14,7 +14,7 @@ from assets.distillation import soft_labels, student
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.orchestration.resources import ExphilStorage
 from runtime.artifact_manifest import METADATA_KEY, ArtifactManifest, read_manifest
 from runtime.embedding_spec import EMBEDDING_SPEC
 

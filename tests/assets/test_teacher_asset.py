@@ -8,7 +8,7 @@ from dagster import materialize
 
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.resources import ExphilStorage
+from exphil_pipeline.orchestration.resources import ExphilStorage
 
 
 def test_teacher_materializes_with_curves_and_accuracy(sample_store) -> None:

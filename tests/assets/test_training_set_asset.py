@@ -10,13 +10,13 @@ import pytest
 from dagster import materialize
 
 from assets.training_set import training_set
-from exphil_pipeline.data_layout import DataLayout
-from exphil_pipeline.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.replay_batches import ReplayBatch
-from exphil_pipeline.resources import ExphilStorage
-from exphil_pipeline.sample_games import FOX, MEWTWO, generate_game
-from exphil_pipeline.slp_writer import write_slp
-from exphil_pipeline.training_set import DatasetConfig, TrainingSet, is_heldout
+from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.replays.batches import ReplayBatch
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.simulator.sample_games import FOX, MEWTWO, generate_game
+from exphil_pipeline.simulator.slp_writer import write_slp
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.training_set import DatasetConfig, TrainingSet, is_heldout
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC
 

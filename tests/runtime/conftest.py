@@ -19,7 +19,7 @@ class ExportedPolicy:
 def export_small_policy(folder: Path, backbone: str, frame_delay: int) -> ExportedPolicy:
     import torch
 
-    from exphil_pipeline.onnx_export import export_policy, manifest_for
+    from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for
     from models import Policy, PolicyConfig, categorical_columns
     from runtime.embedding_spec import EMBEDDING_SPEC
 

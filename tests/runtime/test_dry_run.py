@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from exphil_pipeline.parity import runtime_gamestates
+from exphil_pipeline.evaluation.parity import runtime_gamestates
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.play import main
 from tests.runtime.conftest import ExportedPolicy

@@ -10,7 +10,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from exphil_pipeline.onnx_export import write_manifest
+from exphil_pipeline.artifacts.onnx_export import write_manifest
 from runtime.artifact_manifest import read_manifest
 from runtime.play import main
 from tests.runtime.conftest import ExportedPolicy

@@ -1,0 +1,99 @@
+"""Export a policy's single-step graph to ONNX with its artifact manifest embedded.
+
+The graph is traced at batch size 1 with fixed shapes (see ``runtime.artifact_manifest`` for
+the contract). TorchScript-based export is used: the dynamo exporter needs ``onnxscript``,
+and fixed-shape single-step graphs are what the runtime runs anyway. Each export runs in its
+own process when asked, because exporting recurrent graphs twice in one process is unreliable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import onnx
+import torch
+
+from exphil_pipeline.storage.atomic import atomic_path, write_text_atomic
+from models import Policy, PolicyStepGraph
+from runtime.artifact_manifest import (
+    METADATA_KEY,
+    ArtifactManifest,
+    StateTensor,
+    sidecar_path,
+)
+from runtime.controller_spec import CONTROLLER_SPEC
+from runtime.embedding_spec import EMBEDDING_SPEC
+
+OPSET = 17
+
+
+def manifest_for(
+    policy: Policy,
+    character: str,
+    frame_delay: int,
+    temperature: float = 1.0,
+    precision: str = "fp32",
+    metrics: dict[str, float] | None = None,
+) -> ArtifactManifest:
+    graph = PolicyStepGraph(policy)
+    specs = policy.state_specs(1)
+    state = tuple(
+        StateTensor(f"state_in.{s.name}", f"state_out.{s.name}", tuple(s.shape)) for s in specs
+    )
+    return ArtifactManifest(
+        embedding_spec_version=EMBEDDING_SPEC.version,
+        embedding_spec_hash=policy.config.embedding_spec_hash,
+        controller_spec_hash=policy.config.controller_spec_hash,
+        controller_heads=CONTROLLER_SPEC.heads,
+        controller_classes=tuple(policy.config.head_classes),
+        model_kind="recurrent" if state else "stateless",
+        backbone=policy.config.backbone,
+        character=character,
+        frame_delay=frame_delay,
+        temperature=temperature,
+        precision=precision,
+        inputs=tuple(graph.input_names()),
+        outputs=tuple(graph.output_names()),
+        state=state,
+        metrics=dict(metrics or {}),
+    )
+
+
+def export_policy(policy: Policy, path: Path, manifest: ArtifactManifest) -> Path:
+    """Write ``path`` (ONNX, manifest in metadata) and ``path.json`` (the same manifest)."""
+    graph = PolicyStepGraph(policy.eval())
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript exporter deprecation notices
+        torch.onnx.export(
+            graph,
+            graph.example_inputs(1),
+            str(tmp),
+            input_names=graph.input_names(),
+            output_names=graph.output_names(),
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        _embed(tmp, tmp, manifest)
+    write_text_atomic(sidecar_path(path), manifest.to_json())
+    return path
+
+
+def write_manifest(path: Path, manifest: ArtifactManifest) -> None:
+    """Replace the manifest of the ONNX file at ``path`` (in metadata and beside it)."""
+    with atomic_path(path) as tmp:
+        _embed(path, tmp, manifest)
+    write_text_atomic(sidecar_path(path), manifest.to_json())
+
+
+def _embed(source: Path, target: Path, manifest: ArtifactManifest) -> None:
+    model = onnx.load(str(source))
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, manifest.to_json()
+    onnx.save(model, str(target))
+
+
+def with_metrics(manifest: ArtifactManifest, **metrics: float) -> ArtifactManifest:
+    return replace(manifest, metrics={**manifest.metrics, **metrics})

@@ -1,0 +1,23 @@
+"""The one Dagster instance that the CLI, ``dagster dev`` and the daemon share."""
+
+from __future__ import annotations
+
+import os
+
+from dagster import DagsterInstance
+
+from exphil_pipeline.storage.layout import DataLayout
+
+
+def ensure_dagster_home(layout: DataLayout) -> str:
+    """Use ``$DAGSTER_HOME`` if set, else ``$EXPHIL_HOME/dagster``, so runs persist and show
+    in the UI started with the same environment (``exphil ui``)."""
+    home = os.environ.get("DAGSTER_HOME") or str(layout.dagster_home)
+    os.makedirs(home, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = home
+    return home
+
+
+def shared_instance(layout: DataLayout) -> DagsterInstance:
+    ensure_dagster_home(layout)
+    return DagsterInstance.get()

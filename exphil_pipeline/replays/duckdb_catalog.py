@@ -1,0 +1,69 @@
+"""The DuckDB file under the data root: views over the Parquet tables plus id lookup tables.
+
+The file is rebuilt whole into a temp path and renamed over the old one, so no process ever
+holds a write lock on the live file: ``exphil sql`` and any ``duckdb -readonly`` session can
+query it while ingestion runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from exphil_pipeline.replays.frame_tables import FRAMES_SCHEMA, ITEMS_SCHEMA
+from exphil_pipeline.replays.games_table import GAMES_SCHEMA
+from exphil_pipeline.storage.atomic import atomic_path
+from exphil_pipeline.storage.layout import DataLayout
+from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES, INTERNAL_CHARACTER_NAMES, STAGE_NAMES
+
+TABLE_SCHEMAS: dict[str, pa.Schema] = {
+    "games": GAMES_SCHEMA,
+    "frames": FRAMES_SCHEMA,
+    "items": ITEMS_SCHEMA,
+}
+
+
+def table_glob(layout: DataLayout, table: str) -> str:
+    return str(layout.home / table / "batch=*" / "*.parquet")
+
+
+def _has_files(layout: DataLayout, table: str) -> bool:
+    return any((layout.home / table).glob("batch=*/*.parquet"))
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, name: str, rows: dict[int, str]) -> None:
+    con.from_arrow(pa.table({"id": list(rows), "name": list(rows.values())})).create(name)
+
+
+def build_catalog(layout: DataLayout) -> Path:
+    """(Re)build ``exphil.duckdb`` with views ``games``, ``frames``, ``items`` and lookups."""
+    with atomic_path(layout.duckdb_path) as tmp:
+        con = duckdb.connect(str(tmp))
+        try:
+            for table, schema in TABLE_SCHEMAS.items():
+                if _has_files(layout, table):
+                    source = table_glob(layout, table).replace("'", "''")
+                    con.execute(
+                        f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{source}', "
+                        "hive_partitioning = true, union_by_name = true)"
+                    )
+                else:
+                    # No batch has rows for it yet: an empty table with the same columns.
+                    empty = schema.empty_table().append_column("batch", pa.array([], pa.string()))
+                    con.from_arrow(empty).create(table)
+            _lookup(con, "characters", INTERNAL_CHARACTER_NAMES)
+            _lookup(con, "external_characters", EXTERNAL_CHARACTER_NAMES)
+            _lookup(con, "stages", STAGE_NAMES)
+        finally:
+            con.close()
+    return layout.duckdb_path
+
+
+def connect_readonly(layout: DataLayout) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the catalog, building it first if it does not exist yet."""
+    if not layout.duckdb_path.exists():
+        layout.home.mkdir(parents=True, exist_ok=True)
+        build_catalog(layout)
+    return duckdb.connect(str(layout.duckdb_path), read_only=True)

@@ -1,0 +1,50 @@
+"""Small training sets for teacher tests: a real replay segment and the generated games."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.training_set import DatasetConfig, TrainingSet, build_training_set
+
+
+def build_set(home: Path, name: str, **config: object) -> TrainingSet:
+    result = build_training_set(DataLayout(home), DatasetConfig(name=name, **config))
+    return TrainingSet.open(result.path)
+
+
+def segment_set(source: TrainingSet, home: Path, name: str, frames: int) -> TrainingSet:
+    """A one-episode training set: the first ``frames`` pairs of ``source``'s first episode."""
+    folder = home / "training_sets" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "train").mkdir(parents=True)
+    (folder / "heldout").mkdir()
+    features, targets = next(source.shards("train"))
+    episode = source.episodes("train").slice(0, 1).to_pylist()[0]
+    start = episode["start"]
+    np.save(folder / "train/shard-00000.features.npy", features[start : start + frames])
+    np.save(folder / "train/shard-00000.targets.npy", targets[start : start + frames])
+    episodes = source.episodes("train").slice(0, 1)
+    episodes = episodes.set_column(5, "start", pa.array([0], pa.int64()))
+    episodes = episodes.set_column(6, "length", pa.array([frames], pa.int64()))
+    pq.write_table(episodes, folder / "train/episodes.parquet")
+    pq.write_table(episodes.slice(0, 0), folder / "heldout/episodes.parquet")
+    manifest = json.loads(json.dumps(source.manifest))
+    shard = {
+        "features": "train/shard-00000.features.npy",
+        "targets": "train/shard-00000.targets.npy",
+        "frames": frames,
+        "bytes": 0,
+    }
+    manifest["splits"] = {
+        "train": {"frames": frames, "episodes": 1, "games": 1, "shards": [shard]},
+        "heldout": {"frames": 0, "episodes": 0, "games": 0, "shards": []},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return TrainingSet.open(folder)
