@@ -10,7 +10,7 @@ $(BIN)/exphil: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
 	touch $@
 
-.PHONY: demo test lint
+.PHONY: demo test lint browser
 demo: $(BIN)/exphil
 	$(BIN)/exphil demo
 
@@ -19,3 +19,8 @@ test: $(BIN)/exphil
 
 lint: $(BIN)/exphil
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# make browser   installs Debian's headless Chromium + chromedriver for the UI browser test (root)
+browser:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver

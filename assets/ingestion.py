@@ -9,12 +9,10 @@ from dagster import (
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSpec,
-    Config,
     MaterializeResult,
     MetadataValue,
     multi_asset,
 )
-from pydantic import Field
 from tqdm import tqdm
 
 from exphil_pipeline.orchestration.partitions import replay_batches
@@ -30,18 +28,6 @@ raw_replays = AssetSpec(
     partitions_def=replay_batches,
     group_name="ingestion",
 )
-
-
-class IngestConfig(Config):
-    """How a batch is parsed and written."""
-
-    workers: int = Field(
-        default=0, ge=0, description="Parser processes; 0 = one per core, 1 = in-process."
-    )
-    compression_level: int = Field(default=3, ge=1, le=22, description="zstd level of Parquet.")
-    max_quarantine_share: float = Field(
-        default=0.10, ge=0.0, le=1.0, description="Warn when more files than this are quarantined."
-    )
 
 
 _BLOCKING_CHECKS = {
@@ -114,13 +100,12 @@ def _throughput(result: BatchResult) -> dict[str, object]:
     can_subset=False,
 )
 def ingest_replay_batch(
-    context: AssetExecutionContext, config: IngestConfig, storage: ExphilStorage
+    context: AssetExecutionContext, config: IngestSettings, storage: ExphilStorage
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     """Parse every replay of the batch in parallel and land its three table partitions."""
     batch = storage.registry.resolve(context.partition_key)
     layout = storage.layout
     context.log.info(f"ingesting batch {batch.name} from {batch.folder}")
-    settings = IngestSettings(workers=config.workers, compression_level=config.compression_level)
     # A progress bar on interactive terminals (`exphil ingest`), periodic log lines everywhere.
     with tqdm(desc=f"ingest {batch.name}", unit="file", disable=None) as bar:
 
@@ -134,7 +119,7 @@ def ingest_replay_batch(
             if done == total or done % max(1, total // 10) == 0:
                 context.log.info(f"{done}/{total} files parsed")
 
-        result = ingest_batch(batch, layout, settings, progress)
+        result = ingest_batch(batch, layout, config, progress)
     build_catalog(layout)
 
     speed = _throughput(result)

@@ -4,40 +4,41 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetSpec,
     Config,
     MaterializeResult,
     MetadataValue,
-    multi_asset,
+    asset,
 )
 from pydantic import Field
 
 from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for, write_manifest
-from exphil_pipeline.artifacts.quantization import (
+from exphil_pipeline.artifacts.quantization import METHODS, quantize_candidates
+from exphil_pipeline.distillation.labelled_frames import evaluation_frames
+from exphil_pipeline.distillation.student import StudentCheckpoint
+from exphil_pipeline.evaluation.evaluation_table import evaluation_report
+from exphil_pipeline.evaluation.measurements import (
     action_agreement,
     latency_us,
     pytorch_path_logits,
-    quantize_candidates,
     run_artifact,
 )
-from exphil_pipeline.distillation.student import TeacherRun, evaluation_frames, load_student
-from exphil_pipeline.evaluation.evaluation_table import evaluation_report
+from exphil_pipeline.orchestration.partitions import experiments
 from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 from runtime.artifact_manifest import read_manifest
 
 MAX_LOGIT_DIFFERENCE = 1e-4
 MIN_INT8_AGREEMENT = 0.99
+CALIBRATION_FRAMES = 500
 
 
 class ArtifactConfig(Config):
-    student: str = Field(default="default", description="Student under students/.")
     eval_frames: int = Field(default=2000, ge=1, description="Held-out frames for the gates.")
 
 
@@ -48,25 +49,13 @@ class PolicyOnnxConfig(ArtifactConfig):
     )
 
 
-def _folder(storage: ExphilStorage, student: str) -> Path:
-    return storage.layout.home / "artifacts" / student
-
-
-def _character(teacher: TeacherRun, storage: ExphilStorage) -> str:
-    characters = teacher.training_set(storage.layout.home).manifest["config"]["characters"]
-    return characters[0] if len(characters) == 1 else "any"
-
-
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "policy_onnx",
-            deps=["student"],
-            group_name="artifacts",
-            description="FP32 ONNX single-step graph of the student (sampling inside the graph, "
-            "manifest in metadata_props and beside it); optionally the teacher's too.",
-        )
-    ],
+@asset(
+    deps=["student"],
+    partitions_def=experiments,
+    group_name="artifacts",
+    description="FP32 ONNX single-step graph of the student (sampling inside the graph, "
+    "manifest from the checkpoint's policy contract in metadata_props and beside it); "
+    "optionally the teacher's too.",
     check_specs=[
         AssetCheckSpec(
             "onnx_matches_pytorch",
@@ -80,36 +69,41 @@ def _character(teacher: TeacherRun, storage: ExphilStorage) -> str:
 def policy_onnx(
     context: AssetExecutionContext, config: PolicyOnnxConfig, storage: ExphilStorage
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    home = storage.layout.home
-    policy, checkpoint = load_student(home, config.student)
-    teacher_name = checkpoint["config"]["teacher"]
-    teacher = TeacherRun.load(home, teacher_name)
-    frame_delay = int(teacher.training_set(home).manifest["config"]["frame_delay"])
-    character = _character(teacher, storage)
-    folder = _folder(storage, config.student)
-    path = folder / "policy_fp32.onnx"
-    metrics = {
-        f"agreement_{k}": v for k, v in checkpoint["metrics"]["agreement_with_teacher"].items()
-    }
-    manifest = manifest_for(policy, character, frame_delay, config.temperature, "fp32", metrics)
-    export_policy(policy, path, manifest)
-    frames = evaluation_frames(home, teacher_name, config.eval_frames)
+    experiment = storage.layout.experiment(context.partition_key)
+    student = StudentCheckpoint.of(experiment)
+    contract = student.contract
+    path = experiment.policy_fp32
+    metrics = {f"agreement_{k}": v for k, v in student.metrics.agreement_with_teacher.items()}
+    manifest = manifest_for(
+        student.policy,
+        contract.character,
+        contract.frame_delay,
+        config.temperature,
+        "fp32",
+        metrics,
+    )
+    export_policy(student.policy, path, manifest)
+    frames = evaluation_frames(experiment, config.eval_frames)
     outputs = run_artifact(path, frames.features, temperature=0.0)
-    reference = pytorch_path_logits(policy, frames.features, outputs.classes)
+    reference = pytorch_path_logits(student.policy, frames.features, outputs.classes)
     difference = float(np.abs(outputs.logits - reference).max())
     write_manifest(path, replace(manifest, metrics={**metrics, "max_logit_diff": difference}))
     exported = {"student": str(path)}
     if config.export_teacher:
-        teacher_path = folder / "teacher_fp32.onnx"
+        teacher = TeacherCheckpoint.best(experiment)
         export_policy(
             teacher.policy,
-            teacher_path,
-            manifest_for(teacher.policy, character, frame_delay, config.temperature),
+            experiment.teacher_onnx,
+            manifest_for(
+                teacher.policy,
+                teacher.contract.character,
+                teacher.contract.frame_delay,
+                config.temperature,
+            ),
         )
-        exported["teacher"] = str(teacher_path)
+        exported["teacher"] = str(experiment.teacher_onnx)
     context.log.info(f"exported {exported}; max |logit diff| {difference:.2e}")
     yield MaterializeResult(
-        asset_key="policy_onnx",
         metadata={
             "path": MetadataValue.path(str(path)),
             "artifacts": MetadataValue.json(exported),
@@ -120,23 +114,18 @@ def policy_onnx(
         },
     )
     yield AssetCheckResult(
-        asset_key="policy_onnx",
         check_name="onnx_matches_pytorch",
         passed=difference <= MAX_LOGIT_DIFFERENCE,
         metadata={"max_logit_diff": difference, "frames": len(frames.features)},
     )
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "policy_int8",
-            deps=["policy_onnx"],
-            group_name="artifacts",
-            description="INT8 student: dynamic and static QDQ quantization both measured, the "
-            "one agreeing more with FP32 kept as policy_int8.onnx.",
-        )
-    ],
+@asset(
+    deps=["policy_onnx"],
+    partitions_def=experiments,
+    group_name="artifacts",
+    description="INT8 student: dynamic and static QDQ quantization both measured, the one "
+    "agreeing more with FP32 kept as policy_int8.onnx.",
     check_specs=[
         AssetCheckSpec(
             "int8_agrees_with_fp32",
@@ -150,13 +139,12 @@ def policy_onnx(
 def policy_int8(
     context: AssetExecutionContext, config: ArtifactConfig, storage: ExphilStorage
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
-    home = storage.layout.home
-    folder = _folder(storage, config.student)
-    fp32 = folder / "policy_fp32.onnx"
-    _, checkpoint = load_student(home, config.student)
-    frames = evaluation_frames(home, checkpoint["config"]["teacher"], config.eval_frames)
-    calibration = frames.features[: min(len(frames.features), 500)]
-    candidates = quantize_candidates(fp32, folder, calibration)
+    experiment = storage.layout.experiment(context.partition_key)
+    fp32 = experiment.policy_fp32
+    frames = evaluation_frames(experiment, config.eval_frames)
+    calibration = frames.features[:CALIBRATION_FRAMES]
+    targets = {method: experiment.int8_candidate(method) for method in METHODS}
+    candidates = quantize_candidates(fp32, targets, calibration)
     reference = run_artifact(fp32, frames.features).classes
     report = {}
     for method, path in candidates.items():
@@ -168,35 +156,27 @@ def policy_int8(
         }
         context.log.info(f"{method}: {report[method]}")
     best = max(report, key=lambda m: (report[m]["agreement_with_fp32"], -report[m]["p99_us"]))
-    final = folder / "policy_int8.onnx"
+    final = experiment.policy_int8
     shutil.copyfile(candidates[best], final)
     manifest = read_manifest(candidates[best])
+    agreement = report[best]["agreement_with_fp32"]
     write_manifest(
-        final,
-        replace(
-            manifest,
-            metrics={
-                **manifest.metrics,
-                "agreement_with_fp32": report[best]["agreement_with_fp32"],
-            },
-        ),
+        final, replace(manifest, metrics={**manifest.metrics, "agreement_with_fp32": agreement})
     )
     yield MaterializeResult(
-        asset_key="policy_int8",
         metadata={
             "path": MetadataValue.path(str(final)),
             "method": best,
             "bytes": final.stat().st_size,
             "candidates": MetadataValue.md(_candidates_table(report, best)),
-            "agreement_with_fp32": report[best]["agreement_with_fp32"],
+            "agreement_with_fp32": agreement,
             "p99_us": report[best]["p99_us"],
         },
     )
     yield AssetCheckResult(
-        asset_key="policy_int8",
         check_name="int8_agrees_with_fp32",
-        passed=report[best]["agreement_with_fp32"] >= MIN_INT8_AGREEMENT,
-        metadata={"agreement": report[best]["agreement_with_fp32"], "method": best},
+        passed=agreement >= MIN_INT8_AGREEMENT,
+        metadata={"agreement": agreement, "method": best},
     )
 
 
@@ -214,24 +194,20 @@ def _candidates_table(report: dict, best: str) -> str:
     return "\n".join(lines)
 
 
-@multi_asset(
-    specs=[
-        AssetSpec(
-            "evaluation",
-            deps=["policy_int8", "teacher"],
-            group_name="artifacts",
-            description="Teacher vs student FP32 vs student INT8 on held-out frames: NLL, "
-            "accuracy, agreement, size, latency; main-stick confusion image.",
-        )
-    ]
+@asset(
+    deps=["policy_int8", "teacher"],
+    partitions_def=experiments,
+    group_name="artifacts",
+    description="Teacher vs student FP32 vs student INT8 on held-out frames: NLL, accuracy, "
+    "closed-loop accuracy, agreement, size, latency; main-stick confusion image.",
 )
 def evaluation(
     context: AssetExecutionContext, config: ArtifactConfig, storage: ExphilStorage
-) -> Iterator[MaterializeResult]:
-    report = evaluation_report(storage.layout.home, config.student, config.eval_frames)
+) -> MaterializeResult:
+    experiment = storage.layout.experiment(context.partition_key)
+    report = evaluation_report(experiment, config.eval_frames)
     context.log.info("\n" + report.table)
-    yield MaterializeResult(
-        asset_key="evaluation",
+    return MaterializeResult(
         metadata={
             "table": MetadataValue.md(report.table),
             "per_head_accuracy": MetadataValue.md(report.per_head),

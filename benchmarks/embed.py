@@ -35,9 +35,9 @@ def _batch_inputs(layout: DataLayout, games: list) -> list[GameColumns]:
     for record in games:
         if record.status == "quarantined":
             continue
-        folder = layout.table_partition("frames", "bench")
-        items = layout.table_partition("items", "bench") / f"{record.game_id}.parquet"
-        game = GameFrames.read(folder / f"{record.game_id}.parquet", items, record.stage or 0)
+        frames = layout.game_file("frames", "bench", record.game_id)
+        items = layout.game_file("items", "bench", record.game_id)
+        game = GameFrames.read(frames, items, record.stage or 0)
         ports = game.leader_ports
         for port in ports:
             opponent = next((p for p in ports if p != port), 0)

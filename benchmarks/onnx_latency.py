@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exphil_pipeline.artifacts.quantization import latency_us
+from exphil_pipeline.evaluation.measurements import latency_us
 from runtime.artifact_manifest import read_manifest
 from runtime.embedding_spec import EMBEDDING_SPEC
 

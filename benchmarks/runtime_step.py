@@ -27,7 +27,7 @@ WARMUP_FRAMES = 50
 
 
 def _sample_replay(folder: Path) -> Path:
-    from exphil_pipeline.simulator.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_replays import write_sample_replays
 
     return write_sample_replays(folder, games=1, frames=3600, seed=11)[0]
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from exphil_pipeline.simulator.sample_games import write_sample_replays
+from exphil_pipeline.simulator.sample_replays import write_sample_replays
 
 _CHILD = """
 import json, sys
@@ -31,7 +31,8 @@ from exphil_pipeline.replays.batches import ReplayBatch
 
 if __name__ == "__main__":
     folder, home, workers = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-    result = ingest_batch(ReplayBatch("scale", folder), DataLayout(home), IngestSettings(workers))
+    settings = IngestSettings(workers=workers)
+    result = ingest_batch(ReplayBatch("scale", folder), DataLayout(home), settings)
     print(json.dumps({"frames": result.frames, "seconds": result.seconds,
                       "output_bytes": result.output_bytes, "input_bytes": result.input_bytes}))
 """

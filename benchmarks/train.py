@@ -1,11 +1,12 @@
 """Teacher training throughput and single-step inference latency, per backbone.
 
-    python benchmarks/train.py [--home DIR --training-set NAME] [--steps N] [--hidden H]
+    python benchmarks/train.py [--home DIR --training-set EXPERIMENT] [--steps N]
 
-Without ``--home`` it generates sample replays, ingests them and builds a training set in a
-scratch folder. For each backbone it trains ``--steps`` steps with the teacher's own loop
-(streaming from the memory-mapped shards, data loading included) and times ``Policy.step`` on
-one frame in PyTorch (batch 1, no grad). Prints one JSON object.
+With ``--home`` it trains on the training set of experiment ``--training-set`` there (and
+overwrites that experiment's teacher). Without it, it generates sample replays, ingests them
+and builds a training set in a scratch folder. For each backbone it trains ``--steps`` steps
+with the teacher's own loop (streaming from the memory-mapped shards, data loading included)
+and times ``Policy.step`` on one frame in PyTorch (batch 1, no grad). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from pathlib import Path
 
 import torch
 
-from exphil_pipeline.evaluation.evaluation_table import torch_step_latency
+from exphil_pipeline.evaluation.measurements import torch_step_latency
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.simulator.sample_games import write_sample_replays
+from exphil_pipeline.simulator.sample_replays import write_sample_replays
 from exphil_pipeline.storage.layout import DataLayout
-from exphil_pipeline.training.teacher_trainer import TeacherConfig, train
-from exphil_pipeline.training.training_set import DatasetConfig, build_training_set
+from exphil_pipeline.training.teacher_config import TeacherConfig
+from exphil_pipeline.training.teacher_trainer import train
+from exphil_pipeline.training.training_set import build_training_set
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
 from models import BACKBONE_KINDS
 
 
@@ -32,7 +35,7 @@ def sample_training_set(home: Path) -> str:
     replays = write_sample_replays(home / "replays", games=6, frames=4000, seed=1)
     layout = DataLayout(home)
     ingest_batch(ReplayBatch("bench", replays[0].parent), layout, IngestSettings(workers=0))
-    build_training_set(layout, DatasetConfig(name="bench", characters=("all",)))
+    build_training_set(layout, "bench", TrainingSetConfig(characters=["all"]))
     return "bench"
 
 
@@ -52,8 +55,6 @@ def main() -> None:
         results = {}
         for backbone in BACKBONE_KINDS:
             config = TeacherConfig(
-                name=f"bench-{backbone}",
-                training_set=name,
                 backbone=backbone,
                 hidden_dim=args.hidden,
                 batch_size=args.batch_size,
@@ -63,7 +64,7 @@ def main() -> None:
                 eval_max_frames=1,
                 resume=False,
             )
-            result = train(config, home, log=lambda _: None)
+            result = train(config, home, name, log=lambda _: None)
             results[backbone] = {
                 "train_frames_per_s": round(result.frames_per_s),
                 "parameters": result.parameters,

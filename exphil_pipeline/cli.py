@@ -59,15 +59,14 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
 def _materialize_batch(layout: DataLayout, folder: Path, name: str, workers: int) -> dict[str, Any]:
     """Register ``folder`` as batch ``name`` and run the ingest job on the shared instance."""
     from exphil_pipeline.definitions import build_definitions
-    from exphil_pipeline.orchestration.instance import shared_instance
+    from exphil_pipeline.orchestration.instance import ensure_partition, shared_instance
     from exphil_pipeline.orchestration.jobs import INGEST_JOB_NAME
     from exphil_pipeline.orchestration.partitions import replay_batches
     from exphil_pipeline.replays.batches import BatchRegistry
 
     registered = BatchRegistry(layout).register(name, folder)
     instance = shared_instance(layout)
-    if not instance.has_dynamic_partition(replay_batches.name, registered.name):
-        instance.add_dynamic_partitions(replay_batches.name, [registered.name])
+    ensure_partition(instance, replay_batches, registered.name)
     job = build_definitions().resolve_job_def(INGEST_JOB_NAME)
     result = job.execute_in_process(
         instance=instance,
@@ -111,7 +110,7 @@ def sample_replays(
     seed: Annotated[int, typer.Option(help="Seed: the same seed writes identical files.")] = 0,
 ) -> None:
     """Write scripted, deterministic sample replays (no real replays needed)."""
-    from exphil_pipeline.simulator.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_replays import write_sample_replays
 
     paths = write_sample_replays(out, games=games, frames=frames, seed=seed)
     typer.echo(json.dumps({"out": str(out), "files": len(paths)}))
@@ -136,7 +135,7 @@ def demo(
     from exphil_pipeline.demo import DemoSizes, artifact_paths, train_on_instance
     from exphil_pipeline.replays.batches import batch_name_for_folder, discover_batch_folders
     from exphil_pipeline.replays.duckdb_catalog import connect_readonly
-    from exphil_pipeline.simulator.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_replays import write_sample_replays
     from exphil_pipeline.storage.layout import replay_root_from_env
 
     layout = DataLayout.from_env()
@@ -147,7 +146,7 @@ def demo(
         sizes = DemoSizes(characters=("all",))
         typer.echo(f"replays: {len(folders)} batch folder(s) under {root}")
     else:
-        sample = layout.home / "sample_replays" / "sample"
+        sample = layout.sample_replays_dir
         written = write_sample_replays(sample, games=games, frames=frames, seed=0)
         folders = [sample]
         typer.echo(f"replays: {len(written)} generated sample games in {sample}")

@@ -14,7 +14,7 @@ from typing import Any
 from exphil_pipeline.orchestration.jobs import TRAIN_JOB_NAME
 from exphil_pipeline.storage.layout import DataLayout
 
-DEMO_NAME = "demo"
+DEMO_EXPERIMENT = "demo"
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,6 @@ class DemoSizes:
             "ops": {
                 "training_set": {
                     "config": {
-                        "name": DEMO_NAME,
                         "characters": list(self.characters),
                         "frame_delay": self.frame_delay,
                         "heldout_fraction": self.heldout_fraction,
@@ -51,8 +50,6 @@ class DemoSizes:
                 },
                 "teacher": {
                     "config": {
-                        "name": DEMO_NAME,
-                        "training_set": DEMO_NAME,
                         "backbone": self.teacher_backbone,
                         "hidden_dim": self.teacher_hidden,
                         "num_layers": self.teacher_layers,
@@ -65,11 +62,9 @@ class DemoSizes:
                         "resume": False,
                     }
                 },
-                "soft_labels": {"config": {"teacher": DEMO_NAME, "temperature": 2.0}},
+                "soft_labels": {"config": {"temperature": 2.0}},
                 "student": {
                     "config": {
-                        "name": DEMO_NAME,
-                        "teacher": DEMO_NAME,
                         "hidden_sizes": list(self.student_hidden),
                         "epochs": self.student_epochs,
                         "batch_size": 128,
@@ -77,34 +72,40 @@ class DemoSizes:
                         "previous_input_noise": self.previous_input_noise,
                     }
                 },
-                "policy_onnx": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
-                "policy_int8": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
-                "evaluation": {"config": {"student": DEMO_NAME, "eval_frames": self.eval_frames}},
+                "policy_onnx": {"config": {"eval_frames": self.eval_frames}},
+                "policy_int8": {"config": {"eval_frames": self.eval_frames}},
+                "evaluation": {"config": {"eval_frames": self.eval_frames}},
             },
             "loggers": {"console": {"config": {"log_level": "INFO"}}},
         }
 
 
 def train_on_instance(layout: DataLayout, sizes: DemoSizes) -> Any:
-    """Run the ``train_policy`` job on the instance the UI reads (so the run shows there)."""
+    """Run the ``train_policy`` job for experiment ``demo`` on the instance the UI reads (so
+    the run shows there)."""
     from exphil_pipeline.definitions import build_definitions
-    from exphil_pipeline.orchestration.instance import shared_instance
+    from exphil_pipeline.orchestration.instance import ensure_partition, shared_instance
+    from exphil_pipeline.orchestration.partitions import experiments
 
+    instance = shared_instance(layout)
+    ensure_partition(instance, experiments, DEMO_EXPERIMENT)
     job = build_definitions().resolve_job_def(TRAIN_JOB_NAME)
     return job.execute_in_process(
-        instance=shared_instance(layout), run_config=sizes.run_config(), raise_on_error=False
+        instance=instance,
+        partition_key=DEMO_EXPERIMENT,
+        run_config=sizes.run_config(),
+        raise_on_error=False,
     )
 
 
 def artifact_paths(layout: DataLayout) -> dict[str, Path]:
-    home = layout.home
-    artifacts = home / "artifacts" / DEMO_NAME
+    experiment = layout.experiment(DEMO_EXPERIMENT)
     return {
-        "training_set": home / "training_sets" / DEMO_NAME,
-        "teacher": home / "teachers" / DEMO_NAME / "best.pt",
-        "soft_labels": home / "soft_labels" / DEMO_NAME,
-        "student": home / "students" / DEMO_NAME / "student.pt",
-        "policy_onnx": artifacts / "policy_fp32.onnx",
-        "policy_int8": artifacts / "policy_int8.onnx",
-        "evaluation": artifacts / "evaluation.md",
+        "training_set": experiment.training_set,
+        "teacher": experiment.teacher_best,
+        "soft_labels": experiment.soft_labels,
+        "student": experiment.student_checkpoint,
+        "policy_onnx": experiment.policy_fp32,
+        "policy_int8": experiment.policy_int8,
+        "evaluation": experiment.evaluation_table,
     }

@@ -161,11 +161,6 @@ def external_character_name(character_id: int) -> str:
     return EXTERNAL_CHARACTER_NAMES.get(character_id, f"UNKNOWN_{character_id}")
 
 
-def internal_character_name(character_id: int) -> str:
-    """Name of an internal character id, ``UNKNOWN_<id>`` for ids outside the table."""
-    return INTERNAL_CHARACTER_NAMES.get(character_id, f"UNKNOWN_{character_id}")
-
-
 def stage_name(stage_id: int) -> str:
     """Name of an external stage id, ``UNKNOWN_<id>`` for ids outside the table."""
     return STAGE_NAMES.get(stage_id, f"UNKNOWN_{stage_id}")

@@ -38,7 +38,7 @@ def real_replay_dir() -> Path | None:
 @pytest.fixture(scope="session")
 def sample_replays(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three short generated games (no real replays needed): copy them where a test needs."""
-    from exphil_pipeline.simulator.sample_games import write_sample_replays
+    from exphil_pipeline.simulator.sample_replays import write_sample_replays
 
     return write_sample_replays(tmp_path_factory.mktemp("samples"), games=3, frames=600, seed=7)
 

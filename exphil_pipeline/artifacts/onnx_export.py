@@ -9,7 +9,6 @@ own process when asked, because exporting recurrent graphs twice in one process 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import onnx
@@ -93,7 +92,3 @@ def _embed(source: Path, target: Path, manifest: ArtifactManifest) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, manifest.to_json()
     onnx.save(model, str(target))
-
-
-def with_metrics(manifest: ArtifactManifest, **metrics: float) -> ArtifactManifest:
-    return replace(manifest, metrics={**manifest.metrics, **metrics})

@@ -19,22 +19,16 @@ Definitions (all on held-out frames):
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
-from exphil_pipeline.artifacts.quantization import latency_us, run_artifact
-from exphil_pipeline.distillation.student import (
-    HEAD_SLICES,
-    TeacherRun,
-    evaluation_frames,
-    load_student,
-)
+from exphil_pipeline.distillation.labelled_frames import EvaluationFrames, evaluation_frames
+from exphil_pipeline.distillation.soft_labels import HEAD_SLICES
+from exphil_pipeline.distillation.student import StudentCheckpoint
 from exphil_pipeline.evaluation.closed_loop import (
     FrameStep,
     closed_loop_accuracy,
@@ -42,8 +36,11 @@ from exphil_pipeline.evaluation.closed_loop import (
     split_episodes,
     torch_frame_step,
 )
+from exphil_pipeline.evaluation.measurements import latency_us, run_artifact, torch_step_latency
+from exphil_pipeline.storage.layout import ExperimentPaths
 from exphil_pipeline.training.report import png_markdown
-from models import Policy
+from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
+from exphil_pipeline.training.training_set import TrainingSet
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.onnx_policy import OnnxPolicy
 
@@ -56,34 +53,6 @@ class EvaluationReport:
     per_head: str
     confusion_markdown: str
     folder: Path
-
-
-def torch_step_latency(
-    policy: Policy, calls: int = 300, threads: int | None = 1
-) -> dict[str, float]:
-    """p50/p99 µs of ``Policy.step`` on one frame (batch 1), on ``threads`` torch threads
-    (None: leave torch's setting alone); the first tenth of the calls warms caches up."""
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        policy.eval()
-        state = policy.initial_state(1)
-        features = torch.zeros(1, policy.config.input_dim)
-        uniforms = torch.full((1, len(policy.config.head_classes)), 0.5)
-        durations = []
-        with torch.no_grad():
-            for _ in range(calls):
-                began = time.perf_counter_ns()
-                _, _, state = policy.step(features, state, uniforms, torch.tensor(1.0))
-                durations.append(time.perf_counter_ns() - began)
-    finally:
-        torch.set_num_threads(previous_threads)
-    micros = np.asarray(durations[calls // 10 :]) / 1000
-    return {
-        "p50_us": round(float(np.percentile(micros, 50)), 1),
-        "p99_us": round(float(np.percentile(micros, 99)), 1),
-    }
 
 
 def _confusion_png(human: np.ndarray, chosen: np.ndarray, path: Path) -> bytes:
@@ -103,74 +72,87 @@ def _confusion_png(human: np.ndarray, chosen: np.ndarray, path: Path) -> bytes:
     return path.read_bytes()
 
 
-def evaluation_report(home: Path, student_name: str, eval_frames: int) -> EvaluationReport:
-    student, checkpoint = load_student(home, student_name)
-    teacher_name = checkpoint["config"]["teacher"]
-    teacher = TeacherRun.load(home, teacher_name)
-    frames = evaluation_frames(home, teacher_name, eval_frames)
+def _teacher_row(
+    experiment: ExperimentPaths,
+    frames: EvaluationFrames,
+    played: Callable[[Callable[[], FrameStep]], float],
+) -> dict:
+    teacher = TeacherCheckpoint.best(experiment)
+    history = json.loads(experiment.teacher_history.read_text())
+    evaluated = [e["heldout"] for e in history["epochs"] if e["heldout"]["frames"]]
+    best = min(evaluated, key=lambda e: e["loss"]) if evaluated else {}
+    onnx = experiment.teacher_onnx
+    return {
+        "model": f"teacher ({teacher.policy.config.backbone})",
+        "frames": best.get("frames", 0),
+        "nll": best.get("loss", float("nan")),
+        "accuracy": best.get("accuracy", {}),
+        "action": best.get("action_accuracy"),
+        "closed_loop": played(lambda: torch_frame_step(teacher.policy)),
+        "agreement": 1.0,
+        "parameters": sum(p.numel() for p in teacher.policy.parameters()),
+        "bytes": experiment.teacher_best.stat().st_size,
+        "latency": (
+            latency_us(onnx, frames.features)
+            if onnx.exists()
+            else torch_step_latency(teacher.policy)
+        ),
+    }
+
+
+def _artifact_row(
+    label: str,
+    path: Path,
+    student: StudentCheckpoint,
+    frames: EvaluationFrames,
+    played: Callable[[Callable[[], FrameStep]], float],
+) -> tuple[dict, np.ndarray]:
+    """The row of one ONNX artifact, and the classes it chose on every frame."""
+    chosen = run_artifact(path, frames.features).classes
+    correct = chosen == frames.targets
     teacher_choice = np.stack(
         [frames.soft[:, columns].astype(np.float32).argmax(-1) for columns in HEAD_SLICES], axis=1
     )
-    folder = home / "artifacts" / student_name
-    heads = CONTROLLER_SPEC.heads
+    policy = OnnxPolicy.load(path)
+    row = {
+        "model": label,
+        "frames": len(frames.features),
+        "nll": student.metrics.student_loss if "FP32" in label else None,
+        "accuracy": {h: float(correct[:, i].mean()) for i, h in enumerate(CONTROLLER_SPEC.heads)},
+        "action": float(correct.all(axis=1).mean()),
+        "closed_loop": played(lambda: onnx_frame_step(policy)),
+        "agreement": float((chosen == teacher_choice).mean()),
+        "parameters": sum(p.numel() for p in student.policy.parameters()),
+        "bytes": path.stat().st_size,
+        "latency": latency_us(path, frames.features),
+    }
+    return row, chosen
 
-    history = json.loads((home / "teachers" / teacher_name / "history.json").read_text())
-    evaluated = [e["heldout"] for e in history["epochs"] if e["heldout"]["frames"]]
-    teacher_eval = min(evaluated, key=lambda e: e["loss"]) if evaluated else None
-    teacher_onnx = folder / "teacher_fp32.onnx"
-    dataset = teacher.training_set(home)
+
+def evaluation_report(experiment: ExperimentPaths, eval_frames: int) -> EvaluationReport:
+    """Teacher, student FP32 and student INT8 of ``experiment`` on its evaluation frames;
+    writes ``evaluation.md`` and the confusion image beside the artifacts."""
+    student = StudentCheckpoint.of(experiment)
+    frames = evaluation_frames(experiment, eval_frames)
+    dataset = TrainingSet.of(experiment)
 
     def played(new_step: Callable[[], FrameStep]) -> float:
-        return closed_loop_accuracy(
-            new_step, split_episodes(dataset, frames.split, eval_frames)
-        ).all_heads
+        episodes = split_episodes(dataset, frames.split, eval_frames)
+        return closed_loop_accuracy(new_step, episodes).all_heads
 
-    rows = [
-        {
-            "model": f"teacher ({teacher.policy.config.backbone})",
-            "frames": teacher_eval["frames"] if teacher_eval else 0,
-            "nll": teacher_eval["loss"] if teacher_eval else float("nan"),
-            "accuracy": teacher_eval["accuracy"] if teacher_eval else {},
-            "action": teacher_eval.get("action_accuracy") if teacher_eval else None,
-            "closed_loop": played(lambda: torch_frame_step(teacher.policy)),
-            "agreement": 1.0,
-            "parameters": sum(p.numel() for p in teacher.policy.parameters()),
-            "bytes": (home / "teachers" / teacher_name / "best.pt").stat().st_size,
-            "latency": (
-                latency_us(teacher_onnx, frames.features)
-                if teacher_onnx.exists()
-                else torch_step_latency(teacher.policy)
-            ),
-        }
-    ]
-    confusion = ""
-    for label, path in (("student FP32", "policy_fp32.onnx"), ("student INT8", "policy_int8.onnx")):
-        chosen = run_artifact(folder / path, frames.features).classes
-        correct = chosen == frames.targets
-        policy = OnnxPolicy.load(folder / path)
-        rows.append(
-            {
-                "model": label,
-                "frames": len(frames.features),
-                "nll": checkpoint["metrics"]["student_loss"] if "FP32" in label else None,
-                "accuracy": {h: float(correct[:, i].mean()) for i, h in enumerate(heads)},
-                "action": float(correct.all(axis=1).mean()),
-                "closed_loop": played(lambda policy=policy: onnx_frame_step(policy)),
-                "agreement": float((chosen == teacher_choice).mean()),
-                "parameters": sum(p.numel() for p in student.parameters()),
-                "bytes": (folder / path).stat().st_size,
-                "latency": latency_us(folder / path, frames.features),
-            }
-        )
-        if "INT8" in label:
-            png = _confusion_png(
-                frames.targets[:, MAIN_X], chosen[:, MAIN_X], folder / "main_stick_confusion.png"
-            )
-            confusion = png_markdown(png, "main stick confusion")
+    rows = [_teacher_row(experiment, frames, played)]
+    fp32, _ = _artifact_row("student FP32", experiment.policy_fp32, student, frames, played)
+    int8, chosen = _artifact_row("student INT8", experiment.policy_int8, student, frames, played)
+    rows += [fp32, int8]
+    png = _confusion_png(
+        frames.targets[:, MAIN_X], chosen[:, MAIN_X], experiment.main_stick_confusion
+    )
     table = _summary_table(rows, frames.split)
     per_head = _per_head_table(rows)
-    (folder / "evaluation.md").write_text(table + "\n\n" + per_head + "\n")
-    return EvaluationReport(table, per_head, confusion, folder)
+    experiment.evaluation_table.write_text(table + "\n\n" + per_head + "\n")
+    return EvaluationReport(
+        table, per_head, png_markdown(png, "main stick confusion"), experiment.artifacts
+    )
 
 
 def _cell(value: float | None, digits: int = 4) -> str:

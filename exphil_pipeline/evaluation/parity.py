@@ -92,8 +92,8 @@ def _ingested_game(path: Path, scratch: Path) -> tuple[GameFrames, str]:
         reason = record.error if record else "duplicate"
         raise ValueError(f"the pipeline rejected {path}: {reason}")
     layout = DataLayout(scratch)
-    frames_path = layout.table_partition("frames", "parity") / f"{record.game_id}.parquet"
-    items_path = layout.table_partition("items", "parity") / f"{record.game_id}.parquet"
+    frames_path = layout.game_file("frames", "parity", record.game_id)
+    items_path = layout.game_file("items", "parity", record.game_id)
     return GameFrames.read(frames_path, items_path, record.stage or 0), "ingested"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, DynamicPartitionsDefinition
 
 from exphil_pipeline.storage.layout import DataLayout
 
@@ -21,3 +21,11 @@ def ensure_dagster_home(layout: DataLayout) -> str:
 def shared_instance(layout: DataLayout) -> DagsterInstance:
     ensure_dagster_home(layout)
     return DagsterInstance.get()
+
+
+def ensure_partition(
+    instance: DagsterInstance, partitions: DynamicPartitionsDefinition, key: str
+) -> None:
+    """Add ``key`` to the dynamic ``partitions`` of ``instance`` unless it is there."""
+    if not instance.has_dynamic_partition(partitions.name, key):
+        instance.add_dynamic_partitions(partitions.name, [key])

@@ -20,6 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from dagster import Config
+from pydantic import Field
 
 from exphil_pipeline.replays.batches import ReplayBatch, list_replay_files
 from exphil_pipeline.replays.claims import GameClaims
@@ -70,14 +72,21 @@ def parquet_options(schema: pa.Schema, compression_level: int) -> dict[str, obje
     }
 
 
-@dataclass(frozen=True)
-class IngestSettings:
-    """How a batch is ingested."""
+class IngestSettings(Config):
+    """How a batch is parsed and written: the one config of the ingestion stage."""
 
-    workers: int = 0
-    """Parser processes; 0 means one per core, 1 parses in the calling process."""
-    compression_level: int = 3
-    """zstd level of the Parquet files (3 is the measured speed/size sweet spot)."""
+    workers: int = Field(
+        default=0, ge=0, description="Parser processes; 0 = one per core, 1 = in-process."
+    )
+    compression_level: int = Field(
+        default=3,
+        ge=1,
+        le=22,
+        description="zstd level of the Parquet files (3 is the measured speed/size sweet spot).",
+    )
+    max_quarantine_share: float = Field(
+        default=0.10, ge=0.0, le=1.0, description="Warn when more files than this are quarantined."
+    )
 
     def worker_count(self, files: int) -> int:
         wanted = self.workers or os.cpu_count() or 1
@@ -107,10 +116,6 @@ def content_game_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _game_file(layout: DataLayout, table: str, batch: str, game_id: str) -> Path:
-    return layout.table_partition(table, batch) / f"{game_id}.parquet"
-
-
 def ingest_file(task: FileTask) -> FileOutcome:
     """Parse one replay and land its frames and items; never raises for bad replay data."""
     layout = DataLayout(task.home)
@@ -121,8 +126,8 @@ def ingest_file(task: FileTask) -> FileOutcome:
         return FileOutcome(task.path, game_id, None, owner)
     record = GameRecord(game_id, str(task.path), len(data), status="ok")
     began = time.perf_counter()
-    frames_path = _game_file(layout, "frames", task.batch, game_id)
-    items_path = _game_file(layout, "items", task.batch, game_id)
+    frames_path = layout.game_file("frames", task.batch, game_id)
+    items_path = layout.game_file("items", task.batch, game_id)
     try:
         parsed = read_replay(task.path)
     except ReplayRejectedError as rejected:
@@ -199,7 +204,7 @@ def _run_tasks(tasks: list[FileTask], workers: int) -> Iterator[FileOutcome]:
 
 
 def _previous_game_ids(layout: DataLayout, batch: str) -> set[str]:
-    path = layout.table_partition("games", batch) / "games.parquet"
+    path = layout.games_file(batch)
     if not path.exists():
         return set()
     return set(pq.read_table(path, columns=["game_id"]).column("game_id").to_pylist())
@@ -218,12 +223,13 @@ def _remove_stale_game_files(layout: DataLayout, batch: str, keep: set[str]) -> 
 def ingest_batch(
     batch: ReplayBatch,
     layout: DataLayout,
-    settings: IngestSettings = IngestSettings(),
+    settings: IngestSettings | None = None,
     progress: ProgressCallback | None = None,
     files: Iterable[Path] | None = None,
 ) -> BatchResult:
     """Ingest every ``.slp`` file of ``batch`` and (re)write its partition of each table."""
     began = time.perf_counter()
+    settings = settings or IngestSettings()
     paths = list(files) if files is not None else list_replay_files(batch.folder)
     previous = _previous_game_ids(layout, batch.name)
     remove_stale_temp_files(layout.table_partition("games", batch.name))
@@ -244,7 +250,7 @@ def ingest_batch(
     result.output_bytes = sum(g.output_bytes for g in result.games)
     write_parquet_atomic(
         games_table(result.games),
-        layout.table_partition("games", batch.name) / "games.parquet",
+        layout.games_file(batch.name),
         compression="zstd",
     )
     kept = set(by_game)

@@ -31,7 +31,7 @@ def _frames(layout: DataLayout, batch: str) -> str:
 
 
 def _games(layout: DataLayout, batch: str) -> str:
-    return str(layout.table_partition("games", batch) / "games.parquet").replace("'", "''")
+    return str(layout.games_file(batch)).replace("'", "''")
 
 
 def _has_frames(layout: DataLayout, batch: str) -> bool:

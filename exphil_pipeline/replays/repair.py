@@ -67,6 +67,17 @@ def _frame_id(raw: memoryview, offset: int) -> int:
 
 def repair_replay_bytes(data: bytes) -> RepairResult:
     """Rebuild a well-formed replay from ``data``'s complete events (see module docstring)."""
+    scan, raw = _raw_stream(data)
+    committed, unknown_end_at = _complete_prefix(raw, scan)
+    out = bytearray(raw[:committed])
+    if unknown_end_at is not None:
+        out[unknown_end_at] = 0
+    body = RAW_HEADER + struct.pack(">i", len(out)) + bytes(out) + b"U\x08metadata{}}"
+    return RepairResult(body, scan)
+
+
+def _raw_stream(data: bytes) -> tuple[StreamScan, memoryview]:
+    """The event stream inside ``data``, cut to the length declared or present."""
     if not data.startswith(RAW_HEADER) or len(data) < len(RAW_HEADER) + 4:
         raise NotAReplayError(
             "not a Slippi replay: the file does not start with the UBJSON raw block"
@@ -83,9 +94,13 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
             else f"raw length {declared} exceeds the {available} bytes present"
         )
         declared = available
-    raw = memoryview(data)[start : start + declared]
-    sizes, offset = event_sizes(raw)
+    return scan, memoryview(data)[start : start + declared]
 
+
+def _complete_prefix(raw: memoryview, scan: StreamScan) -> tuple[int, int | None]:
+    """Walk the events: the length of the prefix of complete units (game start, frames, game
+    end), and the offset of an unknown game-end method byte to zero (None if known)."""
+    sizes, offset = event_sizes(raw)
     # Repair only ever drops a tail, so the result is a prefix of the stream: ``committed`` is
     # where the last complete unit (game start, frame, game end) ends.
     committed = offset
@@ -146,8 +161,4 @@ def repair_replay_bytes(data: bytes) -> RepairResult:
         raise NotAReplayError("the replay holds no complete frame")
     if scan.end_method is None:
         scan.problems.append("no game-end event (the recording stopped mid-game)")
-    out = bytearray(raw[:committed])
-    if unknown_end_at is not None:
-        out[unknown_end_at] = 0
-    body = RAW_HEADER + struct.pack(">i", len(out)) + bytes(out) + b"U\x08metadata{}}"
-    return RepairResult(body, scan)
+    return committed, unknown_end_at

@@ -1,4 +1,4 @@
-"""Atomic file writes: readers see the old file or the new one, never a partial one.
+"""Atomic writes: readers see the old file (or folder) or the new one, never a partial one.
 
 Each write goes to a hidden temp file in the destination folder (same filesystem, so the final
 ``os.replace`` is atomic) whose name does not end in ``.parquet``, so readers globbing
@@ -8,6 +8,7 @@ Each write goes to a hidden temp file in the destination folder (same filesystem
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,3 +57,24 @@ def remove_stale_temp_files(folder: Path) -> int:
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
+
+
+@contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Yield a hidden sibling folder to build in; on success it replaces ``final`` whole.
+
+    The swap is two renames (old copy aside, new one in) and the old copy is removed after,
+    so readers of ``final`` see the old folder or the new one. On error the build is removed.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    building = final.with_name(f".{final.name}{TEMP_MARKER}{uuid.uuid4().hex}")
+    building.mkdir()
+    try:
+        yield building
+        retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
+        if final.exists():
+            os.replace(final, retired)
+        os.replace(building, final)
+        shutil.rmtree(retired, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)

@@ -2,18 +2,35 @@
 
 The root is ``EXPHIL_HOME`` (default ``./data``). Everything below it is plain files in
 hive-style folders, so DuckDB and Polars read them directly and a cluster only needs the root
-on shared storage.
+on shared storage. No other module builds a path under the root by hand: they all ask
+:class:`DataLayout` (ingest tables, bookkeeping) or :class:`ExperimentPaths` (one named
+training run, from its training set to its artifacts).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "EXPHIL_HOME"
 REPLAYS_ENV = "EXPHIL_REPLAYS"
 DEFAULT_HOME = "data"
+DEFAULT_EXPERIMENT = "default"
+
+# Experiment names become folder names and Dagster partition keys.
+_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_experiment_name(name: str) -> str:
+    """``name`` if it can name an experiment's folders, else a ValueError saying why."""
+    if not _EXPERIMENT_NAME.match(name):
+        raise ValueError(
+            f"experiment name {name!r}: use 1-100 letters, digits, '_', '.' or '-', starting "
+            "with a letter or digit (e.g. 'mewtwo-gru-d18')"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -57,9 +74,104 @@ class DataLayout:
     def dagster_home(self) -> Path:
         return self.home / "dagster"
 
+    @property
+    def sample_replays_dir(self) -> Path:
+        """Where ``exphil demo`` writes generated sample replays (one batch folder)."""
+        return self.home / "sample_replays" / "sample"
+
     def table_partition(self, table: str, batch: str) -> Path:
         """The hive partition folder of ``table`` (games, frames or items) for ``batch``."""
         return self.home / table / f"batch={batch}"
+
+    def games_file(self, batch: str) -> Path:
+        """The ``games`` table of ``batch`` (one file per batch)."""
+        return self.table_partition("games", batch) / "games.parquet"
+
+    def game_file(self, table: str, batch: str, game_id: str) -> Path:
+        """One game's Parquet file of ``table`` (frames or items) in ``batch``."""
+        return self.table_partition(table, batch) / f"{game_id}.parquet"
+
+    def experiment(self, name: str) -> ExperimentPaths:
+        return ExperimentPaths(self.home, check_experiment_name(name))
+
+
+@dataclass(frozen=True)
+class ExperimentPaths:
+    """Every folder and file of one experiment (a named training run); each stage's folder
+    is named after the experiment, so its lineage reads straight off the tree."""
+
+    home: Path
+    name: str
+
+    @property
+    def training_set(self) -> Path:
+        return self.home / "training_sets" / self.name
+
+    @property
+    def teacher(self) -> Path:
+        """``last.pt``, ``best.pt``, ``history.json``, ``curves.png``, ``tensorboard/``."""
+        return self.home / "teachers" / self.name
+
+    @property
+    def teacher_best(self) -> Path:
+        return self.teacher / "best.pt"
+
+    @property
+    def teacher_last(self) -> Path:
+        return self.teacher / "last.pt"
+
+    @property
+    def teacher_history(self) -> Path:
+        return self.teacher / "history.json"
+
+    @property
+    def teacher_curves(self) -> Path:
+        return self.teacher / "curves.png"
+
+    @property
+    def teacher_tensorboard(self) -> Path:
+        return self.teacher / "tensorboard"
+
+    @property
+    def soft_labels(self) -> Path:
+        return self.home / "soft_labels" / self.name
+
+    @property
+    def student(self) -> Path:
+        return self.home / "students" / self.name
+
+    @property
+    def student_checkpoint(self) -> Path:
+        return self.student / "student.pt"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.home / "artifacts" / self.name
+
+    @property
+    def policy_fp32(self) -> Path:
+        return self.artifacts / "policy_fp32.onnx"
+
+    @property
+    def policy_int8(self) -> Path:
+        return self.artifacts / "policy_int8.onnx"
+
+    @property
+    def teacher_onnx(self) -> Path:
+        return self.artifacts / "teacher_fp32.onnx"
+
+    def int8_candidate(self, method: str) -> Path:
+        """The INT8 candidate quantized by ``method`` (``dynamic`` or ``static_qdq``)."""
+        suffix = {"dynamic": "dynamic", "static_qdq": "qdq"}[method]
+        return self.artifacts / f"policy_int8_{suffix}.onnx"
+
+    @property
+    def evaluation_table(self) -> Path:
+        return self.artifacts / "evaluation.md"
+
+    @property
+    def main_stick_confusion(self) -> Path:
+        return self.artifacts / "main_stick_confusion.png"
 
 
 def replay_root_from_env() -> Path | None:

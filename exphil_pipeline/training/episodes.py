@@ -87,8 +87,8 @@ class ChunkReader:
     def __init__(self, dataset: TrainingSet, split: str) -> None:
         self.episodes = Episodes.of(dataset, split)
         self._shards = list(dataset.shards(split))
-        self.dim = int(dataset.manifest["embedding_spec"]["dim"])
-        self.heads = len(dataset.manifest["controller_spec"]["heads"])
+        self.dim = dataset.manifest.embedding_spec.dim
+        self.heads = len(dataset.manifest.controller_spec["heads"])
 
     def read(self, step: LaneChunk, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``features[B, T, D]``, ``targets[B, T, heads]``, ``mask[B, T]`` (zeros where idle)."""

@@ -1,6 +1,6 @@
 """Build a training set: chosen players' (embedded state, controller target) pairs, sharded.
 
-On disk (``$EXPHIL_HOME/training_sets/<name>/``)::
+On disk (``$EXPHIL_HOME/training_sets/<experiment>/``)::
 
     manifest.json                      spec version + hash, config, counts, shard list
     train/shard-00000.features.npy     float32[n, dim], memory-mappable (np.load(mmap_mode="r"))
@@ -16,13 +16,9 @@ The whole folder is built beside the old one and swapped in, so readers never se
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,81 +26,20 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.storage.atomic import atomic_folder
+from exphil_pipeline.storage.layout import DataLayout, ExperimentPaths
 from exphil_pipeline.training.examples import FIRST_PLAYABLE_FRAME, Examples, GameFrames
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
+from exphil_pipeline.training.training_set_manifest import (
+    MANIFEST_NAME,
+    SPLITS,
+    EmbeddingSpecInfo,
+    Shard,
+    Split,
+    TrainingSetManifest,
+)
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC
-from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES
-
-TARGET_CHARACTERS: tuple[str, ...] = (
-    "MEWTWO",
-    "GAMEANDWATCH",
-    "LINK",
-    "GANONDORF",
-    "ZELDA",
-    "SHEIK",
-)
-ALL_CHARACTERS = "all"
-SPLITS = ("train", "heldout")
-MANIFEST_NAME = "manifest.json"
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """What goes into a training set.
-
-    name: folder under ``training_sets/``; other assets refer to the set by it.
-    characters: external character names of the players to learn from (``("all",)`` for any).
-    connect_codes: if set, only players with one of these netplay codes (e.g. ``ABCD#123``).
-    opponent_characters: if set, only games whose opponent plays one of these.
-    frame_delay: d; pairs the state of frame t - d with the action of frame t.
-    min_frames: games shorter than this are skipped.
-    heldout_fraction: share of games (by game id) kept out of training for evaluation.
-    include_countdown: also learn actions from the countdown frames before the first
-        playable frame (-39), when inputs do nothing.
-    shard_frames: pairs per shard file (episodes never span shards, so shards may be larger).
-    """
-
-    name: str = "default"
-    characters: tuple[str, ...] = TARGET_CHARACTERS
-    connect_codes: tuple[str, ...] = ()
-    opponent_characters: tuple[str, ...] = ()
-    frame_delay: int = 0
-    min_frames: int = 300
-    heldout_fraction: float = 0.1
-    include_countdown: bool = False
-    shard_frames: int = 262_144
-
-    def __post_init__(self) -> None:
-        known = set(EXTERNAL_CHARACTER_NAMES.values())
-        for label, names in (
-            ("characters", self.characters),
-            ("opponent_characters", self.opponent_characters),
-        ):
-            unknown = sorted(set(names) - known - {ALL_CHARACTERS})
-            if unknown:
-                raise ValueError(
-                    f"{label}: unknown character names {unknown}; use {ALL_CHARACTERS!r} or "
-                    f"one of {sorted(known)}"
-                )
-        if not self.characters:
-            raise ValueError("characters: name at least one character, or 'all'")
-        if self.frame_delay < 0:
-            raise ValueError(f"frame_delay must be >= 0, got {self.frame_delay}")
-        if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction}")
-        if self.shard_frames < 1:
-            raise ValueError("shard_frames must be >= 1")
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            raise ValueError(f"name {self.name!r} must be a plain folder name")
-
-    def wants(self, character: str, connect_code: str | None) -> bool:
-        if ALL_CHARACTERS not in self.characters and character not in self.characters:
-            return False
-        return not self.connect_codes or connect_code in self.connect_codes
-
-    def opponent_ok(self, character: str) -> bool:
-        return not self.opponent_characters or character in self.opponent_characters
 
 
 def is_heldout(game_id: str, fraction: float) -> bool:
@@ -136,7 +71,7 @@ class Selection:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
 
-def select_players(layout: DataLayout, config: DatasetConfig) -> Selection:
+def select_players(layout: DataLayout, config: TrainingSetConfig) -> Selection:
     """The players to learn from, chosen by character and connect code, never by port."""
     selection = Selection(players=[])
     if not layout.games_dir.exists():
@@ -180,12 +115,12 @@ def select_players(layout: DataLayout, config: DatasetConfig) -> Selection:
 
 
 class ShardWriter:
-    """Appends episodes to shard files of one split; each file is written once, atomically."""
+    """Appends episodes to shard files of one split; each file is written once."""
 
     def __init__(self, folder: Path, shard_frames: int) -> None:
         self.folder = folder
         self.shard_frames = shard_frames
-        self.shards: list[dict[str, object]] = []
+        self.shards: list[Shard] = []
         self.episodes: list[dict[str, object]] = []
         self._features: list[np.ndarray] = []
         self._targets: list[np.ndarray] = []
@@ -222,16 +157,16 @@ class ShardWriter:
         np.save(self.folder / f"{stem}.features.npy", features)
         np.save(self.folder / f"{stem}.targets.npy", targets)
         self.shards.append(
-            {
-                "features": f"{self.folder.name}/{stem}.features.npy",
-                "targets": f"{self.folder.name}/{stem}.targets.npy",
-                "frames": len(targets),
-                "bytes": features.nbytes + targets.nbytes,
-            }
+            Shard(
+                features=f"{self.folder.name}/{stem}.features.npy",
+                targets=f"{self.folder.name}/{stem}.targets.npy",
+                frames=len(targets),
+                bytes=features.nbytes + targets.nbytes,
+            )
         )
         self._features, self._targets, self._buffered = [], [], 0
 
-    def close(self) -> None:
+    def close(self) -> Split:
         self.flush()
         schema = pa.schema(
             [
@@ -245,15 +180,21 @@ class ShardWriter:
                 ("first_action_frame", pa.int32()),
             ]
         )
-        pq.write_table(
-            pa.Table.from_pylist(self.episodes, schema=schema), self.folder / "episodes.parquet"
+        episodes_file = self.folder / "episodes.parquet"
+        pq.write_table(pa.Table.from_pylist(self.episodes, schema=schema), episodes_file)
+        return Split(
+            frames=sum(s.frames for s in self.shards),
+            episodes=len(self.episodes),
+            games=len({e["game_id"] for e in self.episodes}),
+            shards=tuple(self.shards),
+            episodes_file=f"{self.folder.name}/{episodes_file.name}",
         )
 
 
 @dataclass
 class BuildResult:
     path: Path
-    manifest: dict[str, object]
+    manifest: TrainingSetManifest
     seconds: float
 
 
@@ -262,18 +203,19 @@ ProgressCallback = Callable[[int, int], None]
 
 def build_training_set(
     layout: DataLayout,
-    config: DatasetConfig,
+    experiment: str,
+    config: TrainingSetConfig,
     progress: ProgressCallback | None = None,
 ) -> BuildResult:
-    """Extract, embed and shard every selected player; replaces the set of the same name."""
+    """Extract, embed and shard every selected player into the experiment's training set,
+    replacing the one it had (built beside it and swapped in whole)."""
     began = time.perf_counter()
     selection = select_players(layout, config)
-    root = layout.home / "training_sets"
-    building = root / f".{config.name}.tmp-{uuid.uuid4().hex}"
-    writers = {split: ShardWriter(building / split, config.shard_frames) for split in SPLITS}
     frames_per_character: dict[str, dict[str, int]] = {}
     first_action = -(2**31) if config.include_countdown else FIRST_PLAYABLE_FRAME
-    try:
+    final = layout.experiment(experiment).training_set
+    with atomic_folder(final) as building:
+        writers = {split: ShardWriter(building / split, config.shard_frames) for split in SPLITS}
         for done, (player, examples) in enumerate(
             _extract(layout, selection.players, config.frame_delay, first_action), start=1
         ):
@@ -282,14 +224,16 @@ def build_training_set(
             counts[player.split] += len(examples)
             if progress:
                 progress(done, len(selection.players))
-        for writer in writers.values():
-            writer.close()
-        manifest = _manifest(config, selection, writers, frames_per_character)
-        (building / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
-        final = root / config.name
-        _swap_in(building, final)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
+        manifest = TrainingSetManifest(
+            embedding_spec=EmbeddingSpecInfo.current(),
+            controller_spec=TrainingSetManifest.current_controller_spec(),
+            config=config,
+            games_seen=selection.games_seen,
+            games_skipped=selection.skipped,
+            frames_per_character=frames_per_character,
+            splits={split: writer.close() for split, writer in writers.items()},
+        )
+        (building / MANIFEST_NAME).write_text(manifest.to_json())
     return BuildResult(final, manifest, time.perf_counter() - began)
 
 
@@ -299,9 +243,8 @@ def _extract(
     cached: tuple[str, GameFrames] | None = None
     for player in players:
         if cached is None or cached[0] != player.game_id:
-            name = f"{player.game_id}.parquet"
-            frames_path = layout.table_partition("frames", player.batch) / name
-            items_path = layout.table_partition("items", player.batch) / name
+            frames_path = layout.game_file("frames", player.batch, player.game_id)
+            items_path = layout.game_file("items", player.batch, player.game_id)
             cached = (player.game_id, GameFrames.read(frames_path, items_path, player.stage))
         game = cached[1]
         yield (
@@ -310,53 +253,12 @@ def _extract(
         )
 
 
-def _manifest(
-    config: DatasetConfig,
-    selection: Selection,
-    writers: dict[str, ShardWriter],
-    frames_per_character: dict[str, dict[str, int]],
-) -> dict[str, object]:
-    return {
-        "embedding_spec": {
-            "version": EMBEDDING_SPEC.version,
-            "hash": EMBEDDING_SPEC.content_hash,
-            "dim": EMBEDDING_SPEC.dim,
-            "names": list(EMBEDDING_SPEC.names),
-            "categorical": [list(c) for c in EMBEDDING_SPEC.categorical],
-        },
-        "controller_spec": {**CONTROLLER_SPEC.to_dict(), "hash": CONTROLLER_SPEC.content_hash},
-        "config": asdict(config),
-        "games_seen": selection.games_seen,
-        "games_skipped": selection.skipped,
-        "frames_per_character": frames_per_character,
-        "splits": {
-            split: {
-                "frames": sum(int(s["frames"]) for s in writer.shards),
-                "episodes": len(writer.episodes),
-                "games": len({e["game_id"] for e in writer.episodes}),
-                "shards": writer.shards,
-                "episodes_file": f"{split}/episodes.parquet",
-            }
-            for split, writer in writers.items()
-        },
-    }
-
-
-def _swap_in(building: Path, final: Path) -> None:
-    """Replace ``final`` by ``building``: two renames, the old copy removed afterwards."""
-    retired = final.with_name(f".{final.name}.old-{uuid.uuid4().hex}")
-    if final.exists():
-        os.replace(final, retired)
-    os.replace(building, final)
-    shutil.rmtree(retired, ignore_errors=True)
-
-
 @dataclass(frozen=True)
 class TrainingSet:
     """A built training set, read lazily: shards are memory-mapped, never loaded whole."""
 
     path: Path
-    manifest: dict[str, object]
+    manifest: TrainingSetManifest
 
     @classmethod
     def open(cls, path: Path) -> TrainingSet:
@@ -365,29 +267,38 @@ class TrainingSet:
             raise FileNotFoundError(
                 f"no training set at {path} (missing {MANIFEST_NAME}); materialize training_set"
             )
-        manifest = json.loads(manifest_path.read_text())
+        manifest = TrainingSetManifest.from_json(manifest_path.read_text())
         expected = EMBEDDING_SPEC.content_hash
-        if manifest["embedding_spec"]["hash"] != expected:
+        if manifest.embedding_spec.hash != expected:
             raise ValueError(
                 f"training set {path} was embedded with spec "
-                f"{manifest['embedding_spec']['hash'][:12]}, this code has {expected[:12]}; "
+                f"{manifest.embedding_spec.hash[:12]}, this code has {expected[:12]}; "
                 "re-materialize training_set"
             )
         return cls(path, manifest)
 
+    @classmethod
+    def of(cls, experiment: ExperimentPaths) -> TrainingSet:
+        return cls.open(experiment.training_set)
+
     def shards(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(features, targets) memory maps of each shard of ``split``."""
-        for shard in self.manifest["splits"][split]["shards"]:
+        for shard in self.manifest.splits[split].shards:
             yield (
-                np.load(self.path / shard["features"], mmap_mode="r"),
-                np.load(self.path / shard["targets"], mmap_mode="r"),
+                np.load(self.path / shard.features, mmap_mode="r"),
+                np.load(self.path / shard.targets, mmap_mode="r"),
             )
 
     def episodes(self, split: str) -> pa.Table:
-        return pq.read_table(self.path / split / "episodes.parquet")
+        return pq.read_table(self.path / self.manifest.splits[split].episodes_file)
 
     def frames(self, split: str) -> int:
-        return int(self.manifest["splits"][split]["frames"])
+        return self.manifest.splits[split].frames
+
+    @property
+    def evaluation_split(self) -> str:
+        """Held-out games when there are any, else the training games."""
+        return "heldout" if self.frames("heldout") else "train"
 
 
 def validate_values(training_set: TrainingSet, chunk: int = 65_536) -> dict[str, int]:
@@ -403,9 +314,9 @@ def validate_values(training_set: TrainingSet, chunk: int = 65_536) -> dict[str,
     return {"non_finite_features": non_finite, "targets_out_of_range": out_of_range}
 
 
-def character_counts_table(manifest: dict[str, object]) -> str:
+def character_counts_table(manifest: TrainingSetManifest) -> str:
     """Markdown table of pairs per character and split."""
     lines = ["| character | train | heldout |", "|---|---:|---:|"]
-    for character, counts in sorted(manifest["frames_per_character"].items()):
+    for character, counts in sorted(manifest.frames_per_character.items()):
         lines.append(f"| {character} | {counts['train']:,} | {counts['heldout']:,} |")
     return "\n".join(lines)

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for
-from exphil_pipeline.artifacts.quantization import quantize_candidates
-from exphil_pipeline.distillation.student import StudentConfig, build_soft_labels, train_student
+from exphil_pipeline.artifacts.quantization import METHODS, quantize_candidates
+from exphil_pipeline.distillation.soft_labels import SoftLabelsConfig, build_soft_labels
+from exphil_pipeline.distillation.student import StudentConfig, train_student
 from exphil_pipeline.evaluation.closed_loop import (
     closed_loop_accuracy,
     onnx_frame_step,
@@ -22,15 +23,13 @@ from exphil_pipeline.evaluation.closed_loop import (
 )
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, content_game_id, ingest_batch
-from exphil_pipeline.simulator.sample_games import write_sample_replays
+from exphil_pipeline.simulator.sample_replays import write_sample_replays
 from exphil_pipeline.storage.layout import DataLayout
-from exphil_pipeline.training.teacher_trainer import TeacherConfig, load_teacher, train
-from exphil_pipeline.training.training_set import (
-    DatasetConfig,
-    TrainingSet,
-    build_training_set,
-    is_heldout,
-)
+from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
+from exphil_pipeline.training.teacher_config import TeacherConfig
+from exphil_pipeline.training.teacher_trainer import train
+from exphil_pipeline.training.training_set import TrainingSet, build_training_set, is_heldout
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
 from runtime.dry_run import DryRunConfig, dry_run
 from runtime.onnx_policy import OnnxPolicy
 
@@ -43,19 +42,17 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) ->
     replays = write_sample_replays(tmp_path / "replays", games=24, frames=3600, seed=0)
     ingest_batch(ReplayBatch("known", replays[0].parent), layout, IngestSettings(workers=1))
     # The script reads frame t - 1 to choose the input of frame t: frame delay 1.
+    experiment = layout.experiment("known")
     build_training_set(
         layout,
-        DatasetConfig(
-            name="known", characters=("MEWTWO",), frame_delay=1, heldout_fraction=HELDOUT
-        ),
+        experiment.name,
+        TrainingSetConfig(characters=["MEWTWO"], frame_delay=1, heldout_fraction=HELDOUT),
     )
-    dataset = TrainingSet.open(tmp_path / "training_sets" / "known")
+    dataset = TrainingSet.of(experiment)
     # The script never reads its own last input: noise on that feature costs nothing here and
     # keeps the policy from copying its own mistakes in closed loop.
     train(
         TeacherConfig(
-            name="known",
-            training_set="known",
             backbone="mlp",
             hidden_dim=128,
             num_layers=2,
@@ -67,9 +64,10 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) ->
             learning_rate=3e-3,
         ),
         tmp_path,
+        experiment.name,
         log=lambda _: None,
     )
-    teacher = load_teacher(tmp_path / "teachers" / "known")
+    teacher = TeacherCheckpoint.best(experiment).policy
     played = closed_loop_accuracy(
         lambda: torch_frame_step(teacher), split_episodes(dataset, "heldout", 0)
     )
@@ -77,12 +75,10 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) ->
     assert played.compared > 10_000  # held-out games only
     assert played.all_heads >= 0.95, played
 
-    build_soft_labels(tmp_path, "known", temperature=2.0)
+    build_soft_labels(experiment, SoftLabelsConfig(temperature=2.0))
     student = train_student(
-        tmp_path,
+        experiment,
         StudentConfig(
-            name="known",
-            teacher="known",
             periodic_frequencies=8,
             previous_input_noise=1.0,
             epochs=8,
@@ -90,12 +86,15 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) ->
         ),
     )
     fp32 = tmp_path / "known.onnx"
-    export_policy(student.policy, fp32, manifest_for(student.policy, "MEWTWO", frame_delay=1))
+    policy = student.checkpoint.policy
+    contract = student.checkpoint.contract
+    export_policy(policy, fp32, manifest_for(policy, contract.character, contract.frame_delay))
     calibration = next(split_episodes(dataset, "train", 500))[0]
     heldout_replay = next(
         p for p in replays if is_heldout(content_game_id(p.read_bytes()), HELDOUT)
     )
-    for path in quantize_candidates(fp32, tmp_path / "int8", calibration).values():
+    targets = {method: tmp_path / f"int8-{method}.onnx" for method in METHODS}
+    for path in quantize_candidates(fp32, targets, calibration).values():
         policy = OnnxPolicy.load(path)
         played = closed_loop_accuracy(
             lambda policy=policy: onnx_frame_step(policy), split_episodes(dataset, "heldout", 0)

@@ -3,51 +3,46 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import onnxruntime
 import pytest
-from dagster import materialize
 
 from assets.distillation import soft_labels, student
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.orchestration.resources import ExphilStorage
+from exphil_pipeline.storage.layout import DataLayout
 from runtime.artifact_manifest import METADATA_KEY, ArtifactManifest, read_manifest
 from runtime.embedding_spec import EMBEDDING_SPEC
+from tests.assets.experiment_runs import materialize_experiment
+
+FRAME_DELAY = 3
 
 
 @pytest.fixture(scope="module")
 def chain(sample_store):
+    """The whole chain with a frame delay and a character that are not the defaults."""
     home = Path(sample_store.home)
-    result = materialize(
+    result = materialize_experiment(
         [training_set, teacher, soft_labels, student, policy_onnx, policy_int8, evaluation],
-        resources={"storage": ExphilStorage(home=str(home))},
-        run_config={
-            "ops": {
-                "training_set": {"config": {"name": "chain", "heldout_fraction": 0.1}},
-                "teacher": {
-                    "config": {
-                        "name": "chain",
-                        "training_set": "chain",
-                        "hidden_dim": 32,
-                        "batch_size": 4,
-                        "bptt": 32,
-                        "epochs": 1,
-                    }
-                },
-                "soft_labels": {"config": {"teacher": "chain"}},
-                "student": {
-                    "config": {"name": "chain", "teacher": "chain", "epochs": 15, "batch_size": 64}
-                },
-                "policy_onnx": {"config": {"student": "chain", "export_teacher": True}},
-                "policy_int8": {"config": {"student": "chain", "eval_frames": 500}},
-                "evaluation": {"config": {"student": "chain", "eval_frames": 500}},
-            }
+        home,
+        "chain",
+        {
+            "training_set": {
+                "heldout_fraction": 0.1,
+                "characters": ["MEWTWO"],
+                "frame_delay": FRAME_DELAY,
+            },
+            "teacher": {"hidden_dim": 32, "batch_size": 4, "bptt": 32, "epochs": 1},
+            "soft_labels": {},
+            "student": {"epochs": 15, "batch_size": 64},
+            "policy_onnx": {"export_teacher": True},
+            "policy_int8": {"eval_frames": 500},
+            "evaluation": {"eval_frames": 500},
         },
-        raise_on_error=False,
     )
     return home, result
 
@@ -79,7 +74,8 @@ def test_artifacts_carry_the_manifest_inside_and_beside(chain) -> None:
         manifest.check_compatible()
         assert manifest == ArtifactManifest.from_json(path.with_suffix(".json").read_text())
         assert manifest.embedding_spec_hash == EMBEDDING_SPEC.content_hash
-        assert manifest.frame_delay == 0
+        # Read from the exported checkpoint's policy contract.
+        assert manifest.frame_delay == FRAME_DELAY and manifest.character == "MEWTWO"
     assert read_manifest(folder / "policy_fp32.onnx").model_kind == "stateless"
     teacher_manifest = read_manifest(folder / "teacher_fp32.onnx")
     assert teacher_manifest.model_kind == "recurrent" and teacher_manifest.state
@@ -125,17 +121,16 @@ def test_evaluation_table_and_confusion_image(chain) -> None:
 
 def test_a_student_that_drifts_from_the_teacher_blocks_the_export(chain) -> None:
     home, _ = chain
-    result = materialize(
+    layout = DataLayout(home)
+    source, weak = layout.experiment("chain"), layout.experiment("weak")
+    for folder in ("training_set", "teacher", "soft_labels"):
+        shutil.copytree(getattr(source, folder), getattr(weak, folder), dirs_exist_ok=True)
+    result = materialize_experiment(
         [student, policy_onnx],
-        resources={"storage": ExphilStorage(home=str(home))},
-        run_config={
-            "ops": {
-                # Two optimizer steps: far below the teacher on some head.
-                "student": {"config": {"name": "weak", "teacher": "chain", "epochs": 1}},
-                "policy_onnx": {"config": {"student": "weak"}},
-            }
-        },
-        raise_on_error=False,
+        home,
+        "weak",
+        # Two optimizer steps: far below the teacher on some head.
+        {"student": {"epochs": 1}, "policy_onnx": {}},
     )
     assert not result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster import materialize
-
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.orchestration.resources import ExphilStorage
+from tests.assets.experiment_runs import materialize_experiment
 
 
 def test_teacher_materializes_with_curves_and_accuracy(sample_store) -> None:
     home = Path(sample_store.home)
-    result = materialize(
+    result = materialize_experiment(
         [training_set, teacher],
-        resources={"storage": ExphilStorage(home=str(home))},
-        run_config={
-            "ops": {
-                "training_set": {"config": {"name": "asset", "heldout_fraction": 0.1}},
-                "teacher": {
-                    "config": {
-                        "name": "asset",
-                        "training_set": "asset",
-                        "hidden_dim": 32,
-                        "batch_size": 4,
-                        "bptt": 32,
-                        "epochs": 1,
-                    }
-                },
-            }
+        home,
+        "asset",
+        {
+            "training_set": {"heldout_fraction": 0.1},
+            "teacher": {"hidden_dim": 32, "batch_size": 4, "bptt": 32, "epochs": 1},
         },
     )
     assert result.success

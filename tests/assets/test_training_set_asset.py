@@ -7,18 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dagster import materialize
 
 from assets.training_set import training_set
-from exphil_pipeline.orchestration.resources import ExphilStorage
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
-from exphil_pipeline.simulator.sample_games import FOX, MEWTWO, generate_game
+from exphil_pipeline.simulator.game_assembly import FOX, MEWTWO, generate_game
 from exphil_pipeline.simulator.slp_writer import write_slp
 from exphil_pipeline.storage.layout import DataLayout
-from exphil_pipeline.training.training_set import DatasetConfig, TrainingSet, is_heldout
+from exphil_pipeline.training.training_set import TrainingSet, is_heldout
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC
+from tests.assets.experiment_runs import materialize_experiment
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +34,16 @@ def home(tmp_path_factory: pytest.TempPathFactory, sample_replays: list[Path]) -
     return root
 
 
-def _materialize(home: Path, **config: object):
-    result = materialize(
-        [training_set],
-        resources={"storage": ExphilStorage(home=str(home))},
-        run_config={"ops": {"training_set": {"config": config}}},
-        raise_on_error=False,
-    )
-    return result
+def _materialize(home: Path, experiment: str, **config: object):
+    return materialize_experiment([training_set], home, experiment, {"training_set": config})
+
+
+def _open(home: Path, experiment: str) -> TrainingSet:
+    return TrainingSet.of(DataLayout(home).experiment(experiment))
 
 
 def test_builds_shards_episodes_and_manifest(home: Path) -> None:
-    result = _materialize(home, name="mewtwo", characters=["MEWTWO"], shard_frames=1000)
+    result = _materialize(home, "mewtwo", characters=["MEWTWO"], shard_frames=1000)
     assert result.success
     checks = result.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("values_valid", True)]
@@ -53,11 +51,11 @@ def test_builds_shards_episodes_and_manifest(home: Path) -> None:
     assert metadata["bytes_per_frame"].value <= 512
     assert "MEWTWO" in metadata["frames_per_character"].value
 
-    dataset = TrainingSet.open(home / "training_sets" / "mewtwo")
+    dataset = _open(home, "mewtwo")
     manifest = dataset.manifest
-    assert manifest["embedding_spec"]["hash"] == EMBEDDING_SPEC.content_hash
-    assert manifest["controller_spec"]["hash"] == CONTROLLER_SPEC.content_hash
-    assert set(manifest["frames_per_character"]) == {"MEWTWO"}
+    assert manifest.embedding_spec.hash == EMBEDDING_SPEC.content_hash
+    assert manifest.controller_spec_hash == CONTROLLER_SPEC.content_hash
+    assert set(manifest.frames_per_character) == {"MEWTWO"}
     total = 0
     for split in ("train", "heldout"):
         episodes = dataset.episodes(split).to_pylist()
@@ -79,10 +77,10 @@ def test_builds_shards_episodes_and_manifest(home: Path) -> None:
 
 
 def test_rematerializing_gives_identical_files(home: Path) -> None:
-    assert _materialize(home, name="again", characters=["MEWTWO"]).success
+    assert _materialize(home, "again", characters=["MEWTWO"]).success
     folder = home / "training_sets" / "again"
     first = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")}
-    assert _materialize(home, name="again", characters=["MEWTWO"]).success
+    assert _materialize(home, "again", characters=["MEWTWO"]).success
     second = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.npy")}
     assert first == second
     leftovers = [p.name for p in (home / "training_sets").iterdir() if p.name.startswith(".")]
@@ -90,23 +88,23 @@ def test_rematerializing_gives_identical_files(home: Path) -> None:
 
 
 def test_both_players_when_both_match_and_opponent_filter(home: Path) -> None:
-    assert _materialize(home, name="all", characters=["all"]).success
-    both = TrainingSet.open(home / "training_sets" / "all").manifest
-    assert set(both["frames_per_character"]) == {"MEWTWO", "FOX"}
-    assert _materialize(home, name="vsfox", characters=["all"], opponent_characters=["FOX"]).success
-    vs_fox = TrainingSet.open(home / "training_sets" / "vsfox").manifest
-    assert set(vs_fox["frames_per_character"]) == {"MEWTWO"}
+    assert _materialize(home, "all", characters=["all"]).success
+    both = _open(home, "all").manifest
+    assert set(both.frames_per_character) == {"MEWTWO", "FOX"}
+    assert _materialize(home, "vsfox", characters=["all"], opponent_characters=["FOX"]).success
+    vs_fox = _open(home, "vsfox").manifest
+    assert set(vs_fox.frames_per_character) == {"MEWTWO"}
 
 
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ValueError, match="unknown character names \\['MEWTW0'\\]"):
-        DatasetConfig(characters=("MEWTW0",))
+        TrainingSetConfig(characters=["MEWTW0"])
     with pytest.raises(ValueError, match="frame_delay"):
-        DatasetConfig(frame_delay=-1)
+        TrainingSetConfig(frame_delay=-1)
 
 
 def test_a_training_set_from_another_spec_is_refused(home: Path, tmp_path: Path) -> None:
-    assert _materialize(home, name="spec", characters=["MEWTWO"]).success
+    assert _materialize(home, "spec", characters=["MEWTWO"]).success
     copy = tmp_path / "spec"
     shutil.copytree(home / "training_sets" / "spec", copy)
     manifest = (copy / "manifest.json").read_text()

@@ -7,14 +7,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from exphil_pipeline.distillation.student import (
+from exphil_pipeline.distillation.soft_labels import (
     HEAD_SLICES,
     SoftLabels,
-    StudentConfig,
+    SoftLabelsConfig,
     build_soft_labels,
-    distillation_loss,
 )
-from exphil_pipeline.training.teacher_trainer import TeacherConfig, train
+from exphil_pipeline.distillation.student import StudentConfig, distillation_loss
+from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.teacher_config import TeacherConfig
+from exphil_pipeline.training.teacher_trainer import train
 from exphil_pipeline.training.training_set import TrainingSet
 from tests.exphil_pipeline.training.teacher_fixtures import build_set
 
@@ -43,21 +45,20 @@ def test_soft_term_vanishes_when_the_student_matches_the_teacher() -> None:
 
 def test_student_config_is_validated() -> None:
     with pytest.raises(ValueError, match="hidden_sizes"):
-        StudentConfig(hidden_sizes=(128, 64))
+        StudentConfig(hidden_sizes=[128, 64])
     with pytest.raises(ValueError, match="alpha"):
         StudentConfig(alpha=1.5)
 
 
 def test_soft_labels_follow_whole_episodes_of_a_recurrent_teacher(sample_store) -> None:
     home = sample_store.home
-    build_set(home, "soft", characters=("MEWTWO",), heldout_fraction=0.1)
-    config = TeacherConfig(
-        name="soft", training_set="soft", hidden_dim=16, batch_size=2, bptt=16, max_steps=3
-    )
-    teacher = train(config, home, log=lambda _: None).policy
-    build_soft_labels(home, "soft", temperature=2.0, lanes=2)
-    labels = SoftLabels.open(home, "soft")
-    dataset = TrainingSet.open(home / "training_sets" / "soft")
+    build_set(home, "soft", characters=["MEWTWO"], heldout_fraction=0.1)
+    config = TeacherConfig(hidden_dim=16, batch_size=2, bptt=16, max_steps=3)
+    teacher = train(config, home, "soft", log=lambda _: None).policy
+    experiment = DataLayout(home).experiment("soft")
+    build_soft_labels(experiment, SoftLabelsConfig(temperature=2.0, lanes=2))
+    labels = SoftLabels.of(experiment)
+    dataset = TrainingSet.of(experiment)
     assert labels.temperature == 2.0
     for split in ("train", "heldout"):
         shards = list(dataset.shards(split))

@@ -194,7 +194,7 @@ def test_kill_9_mid_run_leaves_no_partial_parquet(real_replays: Path, tmp_path: 
 
 def test_generated_replays_land_with_the_values_written(tmp_path: Path) -> None:
     """Writer -> .slp -> ingest -> Parquet gives back exactly the written per-frame values."""
-    from exphil_pipeline.simulator.sample_games import generate_game
+    from exphil_pipeline.simulator.game_assembly import generate_game
     from exphil_pipeline.simulator.slp_writer import write_slp
 
     folder = tmp_path / "gen"

@@ -1,4 +1,4 @@
-"""The .slp writer and the scripted sample games, checked against peppi-py and libmelee."""
+"""The .slp writer, checked by reading a generated game back with peppi-py and libmelee."""
 
 from __future__ import annotations
 
@@ -14,30 +14,10 @@ import peppi_py
 import pyarrow as pa
 import pytest
 
-from exphil_pipeline.simulator.sample_games import (
-    BLAST_BOTTOM,
-    BLAST_LEFT,
-    BLAST_RIGHT,
-    BLAST_TOP,
-    FINAL_DESTINATION,
-    FOX,
-    MEWTWO,
-    STAGE_EDGE_X,
-    generate_game,
-    write_sample_replays,
-)
-from exphil_pipeline.simulator.slp_writer import (
-    FIRST_FRAME,
-    SLIPPI_VERSION,
-    Game,
-    GameEndMethod,
-    PostFrame,
-    PreFrame,
-    encode_slp,
-    write_slp,
-)
-
-FRAMES = 500
+from exphil_pipeline.simulator.game_assembly import FINAL_DESTINATION, FOX, MEWTWO
+from exphil_pipeline.simulator.slp_records import FIRST_FRAME, Game, PostFrame, PreFrame
+from exphil_pipeline.simulator.slp_writer import SLIPPI_VERSION, encode_slp, write_slp
+from tests.exphil_pipeline.simulator.conftest import FRAMES
 
 # Model field -> the matching peppi-py column.
 PRE_COLUMNS: dict[str, Callable] = {
@@ -87,11 +67,6 @@ POST_COLUMNS: dict[str, Callable] = {
 }
 # Written, but peppi-py 0.8.6 does not expose them.
 POST_NOT_READ_BY_PEPPI = {"instance_hit_by", "instance_id"}
-
-
-@pytest.fixture(scope="module")
-def game() -> Game:
-    return generate_game(seed=3, frames=FRAMES)
 
 
 @pytest.fixture(scope="module")
@@ -222,20 +197,6 @@ def test_names_round_trip(game: Game, tmp_path: Path) -> None:
     assert (player.netplay.name, player.netplay.code) == ("exphil", "EXPH\uff03123")
 
 
-def test_same_seed_same_bytes_and_different_seed_different_bytes() -> None:
-    first = encode_slp(generate_game(seed=7, frames=300))
-    assert encode_slp(generate_game(seed=7, frames=300)) == first
-    assert encode_slp(generate_game(seed=8, frames=300)) != first
-
-
-def test_write_sample_replays_is_deterministic(tmp_path: Path) -> None:
-    first = write_sample_replays(tmp_path / "a", games=2, frames=300, seed=5)
-    second = write_sample_replays(tmp_path / "b", games=2, frames=300, seed=5)
-    assert [path.name for path in first] == ["sample-0000.slp", "sample-0001.slp"]
-    assert [path.read_bytes() for path in first] == [path.read_bytes() for path in second]
-    assert first[0].read_bytes() != first[1].read_bytes()
-
-
 def test_write_slp_replaces_atomically_and_leaves_no_temp_file(game: Game, tmp_path: Path) -> None:
     path = tmp_path / "game.slp"
     path.write_bytes(b"an older replay")
@@ -254,60 +215,3 @@ def test_misnumbered_frames_are_rejected(game: Game) -> None:
     shifted = tuple(dataclasses.replace(f, number=f.number + 1) for f in game.frames)
     with pytest.raises(ValueError, match="numbered"):
         encode_slp(dataclasses.replace(game, frames=shifted))
-
-
-def _column(game: Game, index: int, part: str, name: str) -> np.ndarray:
-    return np.array([getattr(getattr(f.players[index], part), name) for f in game.frames])
-
-
-def test_controller_bits_agree_with_sticks_and_triggers(game: Game) -> None:
-    for index in range(2):
-        pres: list[PreFrame] = [frame.players[index].pre for frame in game.frames]
-        for pre in pres:
-            assert pre.buttons & 0xFFFF == pre.physical_buttons
-            assert bool(pre.buttons & 0x80000000) == (pre.trigger > 0)
-            assert pre.trigger == max(pre.physical_l, pre.physical_r)
-            assert pre.joystick_x == pre.raw_analog_x / 80
-            assert pre.joystick_y == pre.raw_analog_y / 80
-            assert bool(pre.buttons & 0x00080000) == (pre.joystick_x >= 0.5)
-            assert bool(pre.buttons & 0x00040000) == (pre.joystick_x <= -0.5)
-            assert bool(pre.buttons & 0x00010000) == (pre.joystick_y >= 0.5)
-            assert bool(pre.buttons & 0x00800000) == (pre.cstick_x >= 0.5)
-            assert bool(pre.buttons & 0x00400000) == (pre.cstick_x <= -0.5)
-        # The script presses A, X and R and tilts the main stick sideways.
-        seen = int(np.bitwise_or.reduce(_column(game, index, "pre", "buttons")))
-        assert seen & 0x0520 == 0x0520 and seen & 0x000C0000
-
-
-def _assert_plausible(game: Game) -> None:
-    for index in range(2):
-        x, y = _column(game, index, "post", "x"), _column(game, index, "post", "y")
-        airborne = _column(game, index, "post", "airborne").astype(bool)
-        stocks = _column(game, index, "post", "stocks")
-        percent = _column(game, index, "post", "percent")
-        dead = np.isin(_column(game, index, "post", "action_state"), [0, 1, 2, 3])
-        alive = ~dead
-        assert np.all((x[alive] >= BLAST_LEFT) & (x[alive] <= BLAST_RIGHT))
-        assert np.all((y[alive] >= BLAST_BOTTOM) & (y[alive] <= BLAST_TOP))
-        assert np.all(y[~airborne] == 0) and np.all(np.abs(x[~airborne]) <= STAGE_EDGE_X)
-        assert np.all(np.diff(stocks) <= 0)
-        # Percent only falls when a stock is lost.
-        falls = np.flatnonzero(np.diff(percent) < 0) + 1
-        assert np.all(stocks[falls] < stocks[falls - 1])
-        pre_y = _column(game, index, "pre", "y")
-        assert np.array_equal(pre_y[1:], y[:-1]), "pre-frame state is the previous post-frame"
-
-
-def test_generated_game_is_plausible(game: Game) -> None:
-    _assert_plausible(game)
-    final = game.frames[-1].players
-    assert max(player.post.percent for player in final) > 0
-    assert game.end is not None and game.end.method == GameEndMethod.NO_CONTEST
-
-
-def test_long_game_loses_stocks_until_game() -> None:
-    long_game = generate_game(seed=2, frames=20_000)
-    _assert_plausible(long_game)
-    assert long_game.end is not None and long_game.end.method == GameEndMethod.GAME
-    assert min(player.post.stocks for player in long_game.frames[-1].players) == 0
-    assert long_game.frames[-1].number < FIRST_FRAME + 20_000 - 1

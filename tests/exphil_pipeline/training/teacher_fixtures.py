@@ -11,17 +11,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exphil_pipeline.storage.layout import DataLayout
-from exphil_pipeline.training.training_set import DatasetConfig, TrainingSet, build_training_set
+from exphil_pipeline.training.training_set import TrainingSet, build_training_set
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
 
 
-def build_set(home: Path, name: str, **config: object) -> TrainingSet:
-    result = build_training_set(DataLayout(home), DatasetConfig(name=name, **config))
+def build_set(home: Path, experiment: str, **config: object) -> TrainingSet:
+    result = build_training_set(DataLayout(home), experiment, TrainingSetConfig(**config))
     return TrainingSet.open(result.path)
+
+
+def share_set(home: Path, source: str, experiment: str) -> Path:
+    """Give ``experiment`` a copy of the training set of experiment ``source``."""
+    layout = DataLayout(home)
+    target = layout.experiment(experiment).training_set
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(layout.experiment(source).training_set, target)
+    return home
 
 
 def segment_set(source: TrainingSet, home: Path, name: str, frames: int) -> TrainingSet:
     """A one-episode training set: the first ``frames`` pairs of ``source``'s first episode."""
-    folder = home / "training_sets" / name
+    folder = DataLayout(home).experiment(name).training_set
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "train").mkdir(parents=True)
     (folder / "heldout").mkdir()
@@ -35,7 +45,7 @@ def segment_set(source: TrainingSet, home: Path, name: str, frames: int) -> Trai
     episodes = episodes.set_column(6, "length", pa.array([frames], pa.int64()))
     pq.write_table(episodes, folder / "train/episodes.parquet")
     pq.write_table(episodes.slice(0, 0), folder / "heldout/episodes.parquet")
-    manifest = json.loads(json.dumps(source.manifest))
+    manifest = json.loads(source.manifest.to_json())
     shard = {
         "features": "train/shard-00000.features.npy",
         "targets": "train/shard-00000.targets.npy",

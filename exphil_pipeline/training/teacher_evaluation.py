@@ -1,0 +1,166 @@
+"""Teacher-forced inference over whole episodes, and the held-out metrics of each epoch.
+
+Episodes are run whole, in order, with the backbone state carried from chunk to chunk exactly
+as in play; the soft-label stage reuses :func:`run_episodes` for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from exphil_pipeline.training.episodes import ChunkReader, LaneChunk, epoch_chunks
+from models import Policy
+from runtime.controller_spec import CONTROLLER_SPEC
+
+EVAL_CHUNK = 512
+
+
+def batch_dims(policy: Policy) -> list[int]:
+    """Which dimension of each state tensor is the batch (compare shapes at B = 1 and 2)."""
+    one, two = policy.state_specs(1), policy.state_specs(2)
+    return [
+        next(i for i, (a, b) in enumerate(zip(s1.shape, s2.shape, strict=True)) if a != b)
+        for s1, s2 in zip(one, two, strict=True)
+    ]
+
+
+def reset_lanes(state: tuple, reset: torch.Tensor, dims: list[int]) -> tuple:
+    """Zero the state of lanes that start a new episode (zero = the initial state)."""
+    out = []
+    for tensor, dim in zip(state, dims, strict=True):
+        shape = [1] * tensor.dim()
+        shape[dim] = -1
+        out.append(tensor * (~reset).to(tensor.dtype).view(shape))
+    return tuple(out)
+
+
+def lane_tensors(
+    step: LaneChunk, reader: ChunkReader, lanes: slice, chunk: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Features, targets, mask and reset flags of ``lanes`` for one step, on ``device``."""
+    mine = LaneChunk(step.episode[lanes], step.offset[lanes], step.length[lanes], step.reset[lanes])
+    features, targets, mask = reader.read(mine, chunk)
+    return (
+        torch.from_numpy(features).to(device),
+        torch.from_numpy(targets).to(device),
+        torch.from_numpy(mask).to(device),
+        torch.from_numpy(mine.reset).to(device),
+    )
+
+
+def autocast(device: str, bf16: bool) -> AbstractContextManager:
+    """bf16 autocast on CUDA when asked; plain float32 otherwise."""
+    if device == "cuda" and bf16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@dataclass
+class EpisodeOutput:
+    """Teacher-forced logits of one chunk of whole-episode inference (see run_episodes)."""
+
+    step: LaneChunk
+    logits: list[torch.Tensor]
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+@torch.no_grad()
+def run_episodes(
+    policy: Policy,
+    reader: ChunkReader,
+    lanes: int,
+    device: str,
+    lengths: np.ndarray | None = None,
+    autocast_to: Callable[[], AbstractContextManager] = nullcontext,
+) -> Iterator[EpisodeOutput]:
+    """Run every episode of ``reader``'s split whole, in order, carrying the state, as in play.
+
+    ``lengths`` (default: the episodes' own) can shorten or skip (0) episodes.
+    """
+    lengths = reader.episodes.length if lengths is None else lengths
+    order = np.flatnonzero(lengths > 0)
+    lanes = max(1, min(lanes, len(order)))
+    state, dims = policy.initial_state(lanes, device), batch_dims(policy)
+    was_training = policy.training
+    policy.eval()
+    # No gradients here, so chunks can be long: the state is carried either way.
+    for step in epoch_chunks(lengths, lanes, EVAL_CHUNK, order):
+        features, targets, mask, reset = lane_tensors(
+            step, reader, slice(0, lanes), EVAL_CHUNK, device
+        )
+        state = reset_lanes(state, reset, dims)
+        with autocast_to():
+            logits, state = policy(features, targets, state)
+        yield EpisodeOutput(step, [head.float() for head in logits], targets, mask)
+    policy.train(was_training)
+
+
+def evaluate(
+    policy: Policy,
+    reader: ChunkReader,
+    lanes: int,
+    device: str,
+    max_frames: int,
+    bf16: bool = True,
+) -> dict[str, Any]:
+    """NLL and top-1 accuracy per head, overall and per character, on ``reader``'s split
+    (its first ``max_frames`` frames; 0: all)."""
+    episodes = reader.episodes
+    lengths = episodes.length.copy()
+    if max_frames:
+        keep = np.cumsum(lengths) - lengths < max_frames
+        lengths = np.where(keep, lengths, 0)
+    heads = CONTROLLER_SPEC.num_heads
+    totals: dict[str, np.ndarray] = {}
+    outputs = run_episodes(policy, reader, lanes, device, lengths, lambda: autocast(device, bf16))
+    for out in outputs:
+        targets = out.targets.long()
+        nll = torch.stack(
+            [
+                F.cross_entropy(head.transpose(1, 2), targets[..., i], reduction="none")
+                for i, head in enumerate(out.logits)
+            ],
+            dim=-1,
+        )
+        correct = torch.stack(
+            [head.argmax(-1) == targets[..., i] for i, head in enumerate(out.logits)], dim=-1
+        )
+        weights = out.mask.unsqueeze(-1).float()
+        action = correct.all(-1, keepdim=True) & out.mask.unsqueeze(-1)
+        sums = [(nll * weights).sum(1), (correct * weights).sum(1), action.sum(1)]
+        per_lane = torch.cat([*sums, out.mask.sum(1, keepdim=True)], dim=1).cpu().numpy()
+        for lane in np.flatnonzero(out.step.episode >= 0):
+            character = episodes.character[out.step.episode[lane]]
+            totals.setdefault(character, np.zeros(2 * heads + 2))
+            totals[character] += per_lane[lane]
+    return _summarize(totals, heads)
+
+
+def _summarize(totals: dict[str, np.ndarray], heads: int) -> dict[str, Any]:
+    def describe(row: np.ndarray) -> dict[str, Any]:
+        frames = max(row[-1], 1)
+        nll = row[:heads] / frames
+        return {
+            "frames": int(row[-1]),
+            "loss": float(nll.sum()),
+            "nll": dict(zip(CONTROLLER_SPEC.heads, nll.round(5).tolist(), strict=True)),
+            "accuracy": dict(
+                zip(CONTROLLER_SPEC.heads, (row[heads:-2] / frames).round(5).tolist(), strict=True)
+            ),
+            # Every head right at once: the whole controller state the player held.
+            "action_accuracy": float(row[-2] / frames),
+        }
+
+    overall = sum(totals.values()) if totals else np.zeros(2 * heads + 2)
+    return {
+        **describe(overall),
+        "per_character": {name: describe(row) for name, row in sorted(totals.items())},
+    }
