@@ -27,7 +27,7 @@ from exphil_pipeline.training.previous_input_noise import shuffle_previous_input
 from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 from exphil_pipeline.training.training_set import TrainingSet
 from exphil_pipeline.training.training_set_manifest import TrainingSetManifest
-from models import Policy, PolicyConfig, categorical_columns
+from models import Policy, PolicyConfig
 from runtime.controller_spec import CONTROLLER_SPEC
 
 
@@ -72,18 +72,14 @@ class StudentConfig(Config):
         return sizes
 
     def policy_config(self, manifest: TrainingSetManifest) -> PolicyConfig:
-        spec = manifest.embedding_spec
-        return PolicyConfig(
-            input_dim=spec.dim,
-            embedding_spec_hash=spec.hash,
-            categorical=categorical_columns(list(spec.categorical), max_embedding_dim=8),
+        return manifest.policy_config(
+            max_embedding_dim=8,
             backbone="mlp",
             hidden_dim=self.hidden_sizes[0],
             num_layers=len(self.hidden_sizes),
             head_mlp_dim=self.hidden_sizes[-1],
             periodic_frequencies=self.periodic_frequencies,
             periodic_sigma=self.periodic_sigma,
-            controller_spec_hash=manifest.controller_spec_hash,
         )
 
 

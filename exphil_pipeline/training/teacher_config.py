@@ -8,7 +8,7 @@ from dagster import Config
 from pydantic import Field, field_validator
 
 from exphil_pipeline.training.training_set_manifest import TrainingSetManifest
-from models import BACKBONE_KINDS, PolicyConfig, categorical_columns
+from models import BACKBONE_KINDS, PolicyConfig
 
 SCHEDULES = ("cosine", "constant")
 
@@ -105,11 +105,8 @@ class TeacherConfig(Config):
         )
 
     def policy_config(self, manifest: TrainingSetManifest) -> PolicyConfig:
-        spec = manifest.embedding_spec
-        return PolicyConfig(
-            input_dim=spec.dim,
-            embedding_spec_hash=spec.hash,
-            categorical=categorical_columns(list(spec.categorical), max_embedding_dim=16),
+        return manifest.policy_config(
+            max_embedding_dim=16,
             backbone=self.backbone,
             hidden_dim=self.hidden_dim,
             num_layers=self.num_layers,
@@ -117,5 +114,4 @@ class TeacherConfig(Config):
             dropout=self.dropout,
             periodic_frequencies=self.periodic_frequencies,
             periodic_sigma=self.periodic_sigma,
-            controller_spec_hash=manifest.controller_spec_hash,
         )

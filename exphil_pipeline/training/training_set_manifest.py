@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from exphil_pipeline.training.training_set_config import TrainingSetConfig
+from models import PolicyConfig, categorical_columns
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC
 
@@ -84,6 +85,18 @@ class TrainingSetManifest:
     @property
     def controller_spec_hash(self) -> str:
         return self.controller_spec["hash"]
+
+    def policy_config(self, max_embedding_dim: int, **network: Any) -> PolicyConfig:
+        """A network config for these frames: input width, categorical columns and spec
+        hashes from the manifest, everything else (backbone, sizes) from ``network``."""
+        spec = self.embedding_spec
+        return PolicyConfig(
+            input_dim=spec.dim,
+            embedding_spec_hash=spec.hash,
+            categorical=categorical_columns(list(spec.categorical), max_embedding_dim),
+            controller_spec_hash=self.controller_spec_hash,
+            **network,
+        )
 
     @property
     def frames(self) -> int:
