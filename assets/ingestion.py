@@ -68,7 +68,10 @@ def _throughput(result: BatchResult) -> dict[str, object]:
         "input_mb_per_s": round(result.input_bytes / 1e6 / seconds, 2),
         "input_bytes": result.input_bytes,
         "output_bytes": result.output_bytes,
-        "compression_ratio": round(result.input_bytes / max(result.output_bytes, 1), 2),
+        # Nothing written (every file quarantined or a duplicate): no ratio to speak of.
+        "compression_ratio": (
+            round(result.input_bytes / result.output_bytes, 2) if result.output_bytes else None
+        ),
     }
 
 

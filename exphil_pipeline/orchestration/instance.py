@@ -27,5 +27,12 @@ def ensure_partition(
     instance: DagsterInstance, partitions: DynamicPartitionsDefinition, key: str
 ) -> None:
     """Add ``key`` to the dynamic ``partitions`` of ``instance`` unless it is there."""
-    if not instance.has_dynamic_partition(partitions.name, key):
+    if instance.has_dynamic_partition(partitions.name, key):
+        return
+    try:
         instance.add_dynamic_partitions(partitions.name, [key])
+    except Exception:
+        # Another process (a second CLI, the sensor) added it between the check and the add;
+        # the storage's unique key refused the copy. Anything else is still an error.
+        if not instance.has_dynamic_partition(partitions.name, key):
+            raise

@@ -17,7 +17,6 @@ from exphil_pipeline.orchestration.jobs import ingest_job
 from exphil_pipeline.orchestration.partitions import replay_batches
 from exphil_pipeline.orchestration.resources import ExphilStorage, ReplayLibrary
 from exphil_pipeline.replays.batches import (
-    batch_name_for_folder,
     discover_batch_folders,
     folder_fingerprint,
     list_replay_files,
@@ -48,7 +47,7 @@ def replay_batch_sensor(
     for folder in discover_batch_folders(root):
         if not _settled(folder, replay_library.settle_seconds):
             continue
-        name = batch_name_for_folder(folder)
+        name = storage.registry.name_for(folder)
         try:
             storage.registry.register(name, folder)
         except ValueError as clash:

@@ -1,9 +1,21 @@
 """Replay batches: named folders of ``.slp`` files, one Dagster partition each.
 
 A batch is registered either by the sensor (every subfolder of ``$EXPHIL_REPLAYS`` is a
-batch named after the folder) or by ``exphil ingest PATH --batch NAME``. The registry is a JSON
-file per batch under the data root, so any process of a deployment (webserver, daemon, run
+batch named after the folder) or by ``exphil ingest PATH [--batch NAME]``. The registry is a
+JSON file per batch under the data root, so any process of a deployment (webserver, daemon, run
 workers on other machines sharing the root) resolves a partition key to the same folder.
+
+A folder's batch name (the sensor's, ``exphil demo``'s and ``exphil ingest`` without
+``--batch``) follows one rule, so any real folder name works:
+
+1. a folder already registered keeps the name it was registered under;
+2. otherwise its name is used as it is when it is a safe name (1-128 letters, digits, ``_.-``,
+   starting with a letter or digit);
+3. otherwise it is made safe (accents folded to ASCII, other characters runs to ``-``, leading
+   ``._-`` dropped, cut to 100 characters) and suffixed with ``-`` and 8 hex digits of the
+   SHA-256 of the original name, so two names that clean up alike stay apart;
+4. and if that name is registered for another folder, 8 hex digits of the SHA-256 of the
+   folder's full path are appended.
 """
 
 from __future__ import annotations
@@ -11,13 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from exphil_pipeline.storage.atomic import write_text_atomic
-from exphil_pipeline.storage.layout import DataLayout
-
-_BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+from exphil_pipeline.storage.atomic import ensure_writable, write_text_atomic
+from exphil_pipeline.storage.layout import SAFE_NAME, DataLayout, check_name
 
 
 @dataclass(frozen=True)
@@ -30,18 +41,20 @@ class ReplayBatch:
 
 def validate_batch_name(name: str) -> str:
     """Batch names become folder names and partition keys: letters, digits, ``_.-`` only."""
-    if not _BATCH_NAME.match(name):
-        raise ValueError(
-            f"invalid batch name {name!r}: use 1-128 letters, digits, '_', '.' or '-', "
-            "starting with a letter or digit (pass --batch NAME to choose one)"
-        )
-    return name
+    return check_name(name, "batch name", "pass --batch NAME to choose one")
 
 
-def batch_name_for_folder(folder: Path) -> str:
-    """Default batch name of a folder: its name, made safe for a partition key."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", folder.resolve().name).strip("-.") or "batch"
-    return validate_batch_name(cleaned[:128])
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+
+
+def safe_batch_name(folder_name: str) -> str:
+    """Steps 2 and 3 of the module docstring's rule: the name, or a cleaned one with a hash."""
+    if SAFE_NAME.match(folder_name):
+        return folder_name
+    ascii_name = unicodedata.normalize("NFKD", folder_name).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", ascii_name).lstrip("._-")[:100].rstrip("-")
+    return f"{cleaned or 'batch'}-{_digest(folder_name)}"
 
 
 def list_replay_files(folder: Path) -> list[Path]:
@@ -78,8 +91,21 @@ class BatchRegistry:
                 f"choose another name with --batch for {batch.folder}"
             )
         payload = {**asdict(batch), "folder": str(batch.folder)}
+        ensure_writable(self._dir)
         write_text_atomic(self._dir / f"{name}.json", json.dumps(payload, indent=2))
         return batch
+
+    def name_for(self, folder: Path) -> str:
+        """The batch name of ``folder`` by the module docstring's rule (never raises)."""
+        folder = folder.resolve()
+        for batch in self.all():
+            if batch.folder == folder:
+                return batch.name
+        name = safe_batch_name(folder.name)
+        existing = self.get(name)
+        if existing is None or existing.folder == folder:
+            return name
+        return f"{name[:119]}-{_digest(str(folder))}"
 
     def get(self, name: str) -> ReplayBatch | None:
         path = self._dir / f"{validate_batch_name(name)}.json"

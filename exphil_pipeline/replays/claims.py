@@ -36,6 +36,10 @@ class GameClaims:
             f.write(batch)
         return batch
 
+    def take_over(self, game_id: str, batch: str) -> None:
+        """Give ``game_id`` to ``batch`` (its owner's claim was found stale)."""
+        self._path(game_id).write_text(batch)
+
     def owner(self, game_id: str) -> str | None:
         path = self._path(game_id)
         return path.read_text().strip() or None if path.exists() else None

@@ -3,6 +3,10 @@
 The file is rebuilt whole into a temp path and renamed over the old one, so no process ever
 holds a write lock on the live file: ``exphil sql`` and any ``duckdb -readonly`` session can
 query it while ingestion runs.
+
+``frames`` and ``items`` show only the games their batch's ``games`` table lists (a semi-join on
+batch and game id): the games table is written last, so frames of a run still in progress, or
+of one that was killed, stay invisible until the batch is published whole.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from exphil_pipeline.evaluation.matches import MATCHES_SCHEMA
 from exphil_pipeline.replays.frame_tables import FRAMES_SCHEMA, ITEMS_SCHEMA
 from exphil_pipeline.replays.games_table import GAMES_SCHEMA
 from exphil_pipeline.storage.atomic import atomic_path
@@ -38,17 +43,21 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: str, rows: dict[int, str]) -> 
 
 
 def build_catalog(layout: DataLayout) -> Path:
-    """(Re)build ``exphil.duckdb`` with views ``games``, ``frames``, ``items`` and lookups."""
+    """(Re)build ``exphil.duckdb`` with views ``games``, ``frames``, ``items``, ``matches``
+    and lookups."""
     with atomic_path(layout.duckdb_path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
             for table, schema in TABLE_SCHEMAS.items():
                 if _has_files(layout, table):
                     source = table_glob(layout, table).replace("'", "''")
-                    con.execute(
-                        f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{source}', "
-                        "hive_partitioning = true, union_by_name = true)"
+                    files = (
+                        f"read_parquet('{source}', hive_partitioning = true, union_by_name = true)"
                     )
+                    published = (
+                        "" if table == "games" else " t SEMI JOIN games g USING (batch, game_id)"
+                    )
+                    con.execute(f"CREATE VIEW {table} AS SELECT * FROM {files}{published}")
                 else:
                     # No batch has rows for it yet: an empty table with the same columns.
                     empty = schema.empty_table().append_column("batch", pa.array([], pa.string()))
@@ -56,9 +65,22 @@ def build_catalog(layout: DataLayout) -> Path:
             _lookup(con, "characters", INTERNAL_CHARACTER_NAMES)
             _lookup(con, "external_characters", EXTERNAL_CHARACTER_NAMES)
             _lookup(con, "stages", STAGE_NAMES)
+            _matches_view(con, layout)
         finally:
             con.close()
     return layout.duckdb_path
+
+
+def _matches_view(con: duckdb.DuckDBPyConnection, layout: DataLayout) -> None:
+    """``matches``: the games of every ``exphil arena`` run, one plain file per run (no batch
+    partitions), or an empty table with its columns before the first run."""
+    if any(layout.matches_dir.glob("*.parquet")):
+        source = str(layout.matches_dir / "*.parquet").replace("'", "''")
+        con.execute(
+            f"CREATE VIEW matches AS SELECT * FROM read_parquet('{source}', union_by_name = true)"
+        )
+    else:
+        con.from_arrow(MATCHES_SCHEMA.empty_table()).create("matches")
 
 
 def connect_readonly(layout: DataLayout) -> duckdb.DuckDBPyConnection:

@@ -125,8 +125,7 @@ def player_rows(start: dict[str, Any]) -> list[dict[str, Any]]:
 def describe_start(record: GameRecord, start: dict[str, Any], metadata: dict[str, Any]) -> None:
     """Fill ``record``'s game-level fields from peppi's start block and metadata."""
     record.slippi_version = ".".join(str(v) for v in start["slippi"]["version"])
-    started = metadata.get("startAt")
-    record.start_time = datetime.fromisoformat(started.replace("Z", "+00:00")) if started else None
+    record.start_time = _start_time(record, metadata.get("startAt"))
     record.stage = start.get("stage")
     record.stage_name = stage_name(record.stage) if record.stage is not None else None
     record.timer = start.get("timer")
@@ -134,6 +133,19 @@ def describe_start(record: GameRecord, start: dict[str, Any], metadata: dict[str
     record.is_pal = start.get("is_pal")
     record.played_on = metadata.get("playedOn")
     record.players = player_rows(start)
+
+
+def _start_time(record: GameRecord, started: object) -> datetime | None:
+    """The metadata's ``startAt`` as a time; a damaged one is noted in ``error`` and left null
+    (it is bookkeeping, not game data, so the game itself still lands)."""
+    if not started:
+        return None
+    try:
+        return datetime.fromisoformat(str(started).replace("Z", "+00:00"))
+    except ValueError:
+        note = f"metadata startAt {str(started)[:40]!r} is not a date; start_time left null"
+        record.error = f"{record.error}; {note}" if record.error else note
+        return None
 
 
 def describe_end(record: GameRecord, end: dict[str, Any] | None, raw_code: int | None) -> None:

@@ -23,6 +23,16 @@ from exphil_pipeline.replays.slippi_events import RAW_HEADER, Command
 # Game-end methods peppi 0.8 knows: 0 unresolved, 1 time, 2 game, 3 resolved, 7 no contest.
 KNOWN_END_METHODS = frozenset({0, 1, 2, 3, 7})
 _FRAME_EVENTS = frozenset({Command.FRAME_START, Command.PRE_FRAME, Command.POST_FRAME})
+# Payload bytes the stream walkers read (here and in slot_frames): the game start's version,
+# the game-end method, a frame event's frame id, a post-frame's port and follower flag. A table
+# declaring fewer is damaged, and reading such events would run past the end of the stream.
+_MIN_PAYLOAD = {
+    Command.GAME_START: 3,
+    Command.GAME_END: 1,
+    Command.FRAME_START: 4,
+    Command.PRE_FRAME: 4,
+    Command.POST_FRAME: 6,
+}
 
 
 class NotAReplayError(ValueError):
@@ -58,6 +68,12 @@ def event_sizes(raw: memoryview) -> tuple[dict[int, int], int]:
     for i in range(2, 1 + block, 3):
         command, size = struct.unpack_from(">BH", raw, i)
         sizes[command] = size
+    for command, least in _MIN_PAYLOAD.items():
+        if sizes.get(command, least) < least:
+            raise NotAReplayError(
+                f"the Event Payloads event is malformed: event 0x{command:02x} is declared "
+                f"{sizes[command]} bytes, fewer than the {least} it always holds"
+            )
     return sizes, 1 + block
 
 

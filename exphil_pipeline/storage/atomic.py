@@ -78,3 +78,22 @@ def atomic_folder(final: Path) -> Iterator[Path]:
         shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(building, ignore_errors=True)
+
+
+class StorageError(OSError):
+    """The data root cannot be written: read-only, full, or not ours. Names the path."""
+
+
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written in it, or raise a
+    :class:`StorageError` naming the folder and the fix, before any work starts."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(folder / ".write-probe") as tmp:
+            tmp.write_bytes(b"")
+        (folder / ".write-probe").unlink(missing_ok=True)
+    except OSError as error:
+        raise StorageError(
+            f"cannot write under {folder}: {error.strerror or error}; point EXPHIL_HOME at a "
+            "writable folder with free space"
+        ) from error

@@ -18,19 +18,25 @@ HOME_ENV = "EXPHIL_HOME"
 REPLAYS_ENV = "EXPHIL_REPLAYS"
 DEFAULT_HOME = "data"
 DEFAULT_EXPERIMENT = "default"
+# The ingest tables, each hive-partitioned by batch.
+TABLES = ("games", "frames", "items")
 
-# Experiment names become folder names and Dagster partition keys.
-_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# Batch and experiment names become folder names and Dagster partition keys.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def check_name(name: str, what: str, example: str) -> str:
+    """``name`` if it can name folders and a partition, else a ValueError saying the rule."""
+    if not SAFE_NAME.match(name):
+        raise ValueError(
+            f"invalid {what} {name!r}: use 1-128 letters, digits, '_', '.' or '-', starting "
+            f"with a letter or digit ({example})"
+        )
+    return name
 
 
 def check_experiment_name(name: str) -> str:
-    """``name`` if it can name an experiment's folders, else a ValueError saying why."""
-    if not _EXPERIMENT_NAME.match(name):
-        raise ValueError(
-            f"experiment name {name!r}: use 1-100 letters, digits, '_', '.' or '-', starting "
-            "with a letter or digit (e.g. 'mewtwo-gru-d18')"
-        )
-    return name
+    return check_name(name, "experiment name", "e.g. 'mewtwo-gru-d18'")
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,16 @@ class DataLayout:
     def sample_replays_dir(self) -> Path:
         """Where ``exphil demo`` writes generated sample replays (one batch folder)."""
         return self.home / "sample_replays" / "sample"
+
+    @property
+    def matches_dir(self) -> Path:
+        """The ``matches`` table: one Parquet file per ``exphil arena`` run."""
+        return self.home / "matches"
+
+    def matches_file(self, run_id: str) -> Path:
+        """One arena run's file (``run_id`` as ``exphil_pipeline.evaluation.matches`` makes it)."""
+        check_name(run_id, "arena run id", "e.g. '20260101T120000Z-1a2b3c4d'")
+        return self.matches_dir / f"{run_id}.parquet"
 
     def table_partition(self, table: str, batch: str) -> Path:
         """The hive partition folder of ``table`` (games, frames or items) for ``batch``."""

@@ -74,11 +74,17 @@ class Selection:
 def select_players(layout: DataLayout, config: TrainingSetConfig) -> Selection:
     """The players to learn from, chosen by character and connect code, never by port."""
     selection = Selection(players=[])
-    if not layout.games_dir.exists():
+    # Published batches only: a batch folder whose first ingest has not finished yet (or was
+    # killed) has no games.parquet, and its frames are not published.
+    published = sorted(layout.games_dir.glob("batch=*/games.parquet"))
+    if not published:
         return selection
-    games = ds.dataset(layout.games_dir, format="parquet", partitioning="hive").to_table(
-        columns=["game_id", "batch", "stage", "status", "frame_count", "players"]
-    )
+    games = ds.dataset(
+        [str(p) for p in published],
+        format="parquet",
+        partitioning=ds.partitioning(flavor="hive"),
+        partition_base_dir=str(layout.games_dir),
+    ).to_table(columns=["game_id", "batch", "stage", "status", "frame_count", "players"])
     for row in sorted(games.to_pylist(), key=lambda r: r["game_id"]):
         selection.games_seen += 1
         if row["status"] == "quarantined":
