@@ -36,10 +36,16 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
         elif materialization.asset_key.path == ["frames"]:
             frames = values
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    errors = [
+        _root_cause(e.event_specific_data.error)
+        for e in result.all_events
+        if e.is_step_failure and e.event_specific_data.error is not None
+    ]
     return {
         "batch": batch,
         "run_id": run_id,
         "success": result.success,
+        "error": "; ".join(errors) or None,
         "games": games.get("games"),
         "ok": games.get("games_ok"),
         "repaired": games.get("games_repaired"),
@@ -56,15 +62,27 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
     }
 
 
-def _materialize_batch(layout: DataLayout, folder: Path, name: str, workers: int) -> dict[str, Any]:
-    """Register ``folder`` as batch ``name`` and run the ingest job on the shared instance."""
+def _root_cause(error: Any) -> str:
+    """The message of the innermost cause of a Dagster step failure (Dagster wraps the
+    exception the step raised in its own)."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
+def _materialize_batch(
+    layout: DataLayout, folder: Path, name: str | None, workers: int
+) -> dict[str, Any]:
+    """Register ``folder`` as batch ``name`` (default: the folder's batch name, see
+    ``exphil_pipeline.replays.batches``) and run the ingest job on the shared instance."""
     from exphil_pipeline.definitions import build_definitions
     from exphil_pipeline.orchestration.instance import ensure_partition, shared_instance
     from exphil_pipeline.orchestration.jobs import INGEST_JOB_NAME
     from exphil_pipeline.orchestration.partitions import replay_batches
     from exphil_pipeline.replays.batches import BatchRegistry
 
-    registered = BatchRegistry(layout).register(name, folder)
+    registry = BatchRegistry(layout)
+    registered = registry.register(name or registry.name_for(folder), folder)
     instance = shared_instance(layout)
     ensure_partition(instance, replay_batches, registered.name)
     job = build_definitions().resolve_job_def(INGEST_JOB_NAME)
@@ -84,16 +102,19 @@ def _materialize_batch(layout: DataLayout, folder: Path, name: str, workers: int
 def ingest(
     path: Annotated[Path, typer.Argument(help="Folder of .slp files (searched recursively).")],
     batch: Annotated[
-        str | None, typer.Option(help="Batch (partition) name; default: the folder's name.")
+        str | None,
+        typer.Option(help="Batch (partition) name; default: the folder's name, made safe."),
     ] = None,
     workers: Annotated[int, typer.Option(help="Parser processes; 0 = one per core.")] = 0,
 ) -> None:
     """Register PATH as a replay batch and materialize games + frames + items for it."""
-    from exphil_pipeline.replays.batches import batch_name_for_folder
+    from exphil_pipeline.storage.atomic import StorageError
 
     try:
-        name = batch or batch_name_for_folder(path)
-        summary = _materialize_batch(DataLayout.from_env(), path, name, workers)
+        summary = _materialize_batch(DataLayout.from_env(), path, batch, workers)
+    except StorageError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     except (ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -133,7 +154,7 @@ def demo(
     $EXPHIL_HOME and every run is recorded in the Dagster instance `exphil ui` shows.
     """
     from exphil_pipeline.demo import DemoSizes, artifact_paths, train_on_instance
-    from exphil_pipeline.replays.batches import batch_name_for_folder, discover_batch_folders
+    from exphil_pipeline.replays.batches import discover_batch_folders
     from exphil_pipeline.replays.duckdb_catalog import connect_readonly
     from exphil_pipeline.simulator.sample_replays import write_sample_replays
     from exphil_pipeline.storage.layout import replay_root_from_env
@@ -151,7 +172,7 @@ def demo(
         folders = [sample]
         typer.echo(f"replays: {len(written)} generated sample games in {sample}")
     for folder in folders:
-        summary = _materialize_batch(layout, folder, batch_name_for_folder(folder), workers=0)
+        summary = _materialize_batch(layout, folder, None, workers=0)
         typer.echo(json.dumps(summary))
         if not summary["success"]:
             raise typer.Exit(1)
@@ -201,7 +222,7 @@ def _demo_dry_run(artifact: Path, replay: Path) -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL over the views games, frames, items.")],
+    query: Annotated[str, typer.Argument(help="SQL over the views games, frames, items, matches.")],
     format: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
         OutputFormat.table
     ),
@@ -263,6 +284,104 @@ def parity(
         raise typer.Exit(1)
     if statuses and all(s == "unreadable" for s in statuses):
         raise typer.Exit(2)
+
+
+class ArenaEnv(StrEnum):
+    simulator = "simulator"
+    dolphin = "dolphin"
+
+
+PLAYER_HELP = (
+    "scripted:LEVEL (0-3), random, an .onnx artifact, a .pt teacher checkpoint, an experiment "
+    "name (its trained teacher), or cpu:LEVEL (Dolphin only)."
+)
+
+
+@app.command()
+def arena(
+    player_a: Annotated[str, typer.Argument(help=f"Player A: {PLAYER_HELP}")],
+    player_b: Annotated[str, typer.Argument(help="Player B, the same kinds (A again: mirror).")],
+    games: Annotated[int, typer.Option(min=1, help="Games to play; ports alternate.")] = 100,
+    env: Annotated[ArenaEnv, typer.Option(help="Where the games run.")] = ArenaEnv.simulator,
+    stage: Annotated[str, typer.Option(help="libmelee Stage name.")] = "FINAL_DESTINATION",
+    seed: Annotated[int, typer.Option(help="Seed: the same seed plays the same games.")] = 0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object, not a Markdown table.")
+    ] = False,
+    characters: Annotated[
+        str | None,
+        typer.Option(
+            help="A's and B's characters as A,B (libmelee names); default: each artifact's "
+            "manifest character, else MEWTWO,FOX."
+        ),
+    ] = None,
+    stocks: Annotated[int, typer.Option(min=1, help="Stocks per player.")] = 4,
+    max_frames: Annotated[
+        int | None, typer.Option(min=1, help="Timer in frames (60/s); default 8 minutes.")
+    ] = None,
+    parallel: Annotated[int, typer.Option(min=1, help="Most games in play at once.")] = 256,
+) -> None:
+    """Play PLAYER_A against PLAYER_B: win rates with 95% intervals, stocks, damage, latency.
+
+    Every game is recorded in the matches table under $EXPHIL_HOME (`exphil sql "SELECT *
+    FROM matches"`).
+    """
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from exphil_pipeline.evaluation.arena import DEFAULT_CHARACTERS, ArenaConfig, play_arena
+    from exphil_pipeline.evaluation.matches import write_matches
+    from exphil_pipeline.evaluation.players import parse_player
+    from exphil_pipeline.replays.duckdb_catalog import build_catalog
+    from runtime.artifact_manifest import ArtifactError
+
+    if env is ArenaEnv.dolphin:
+        _refuse_dolphin_arena()
+    layout = DataLayout.from_env()
+    try:
+        players = (parse_player(player_a, layout), parse_player(player_b, layout))
+        defaults = [p.character or d for p, d in zip(players, DEFAULT_CHARACTERS, strict=True)]
+        names = defaults if characters is None else characters.upper().split(",")
+        if len(names) != 2:
+            raise ValueError(f"--characters {characters!r}: give two names as A,B (e.g. FOX,FOX)")
+        config = ArenaConfig(
+            characters=(names[0].strip(), names[1].strip()),
+            stage=stage.upper(),
+            stocks=stocks,
+            parallel=parallel,
+            **({} if max_frames is None else {"max_frames": max_frames}),
+        )
+    except (ValueError, FileNotFoundError, ArtifactError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    started = datetime.now(UTC)
+    with tqdm(total=games, desc="arena", unit="game", file=sys.stderr) as bar:
+        report = play_arena(*players, games, config, seed, progress=bar.update)
+    run_id, path = write_matches(layout, report, started)
+    build_catalog(layout)
+    if json_output:
+        typer.echo(json.dumps({**report.to_dict(), "run_id": run_id, "matches_file": str(path)}))
+    else:
+        typer.echo(report.to_markdown())
+        typer.echo(f"matches: {path} (run {run_id})")
+
+
+def _refuse_dolphin_arena() -> None:
+    missing = [name for name in ("EXPHIL_DOLPHIN", "EXPHIL_ISO") if not os.environ.get(name)]
+    if missing:
+        typer.echo(
+            f"error: --env dolphin needs {' and '.join(missing)}: set EXPHIL_DOLPHIN to the Slippi "
+            "Dolphin executable and EXPHIL_ISO to a Melee 1.02 NTSC ISO, or use --env simulator",
+            err=True,
+        )
+    else:
+        typer.echo(
+            "error: no Dolphin environment is built into this version of exphil "
+            "(exphil_pipeline.environments has the simulator only); use --env simulator",
+            err=True,
+        )
+    raise typer.Exit(2)
 
 
 @app.command()

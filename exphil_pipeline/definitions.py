@@ -8,6 +8,7 @@ from dagster import Definitions, multiprocess_executor
 
 from assets.distillation import soft_labels, student
 from assets.ingestion import ingest_replay_batch, raw_replays
+from assets.ladder import ladder
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
@@ -30,6 +31,7 @@ def build_definitions() -> Definitions:
             policy_onnx,
             policy_int8,
             evaluation,
+            ladder,
         ],
         jobs=[ingest_job, train_job],
         sensors=[replay_batch_sensor],

@@ -1,9 +1,10 @@
 """Export a policy's single-step graph to ONNX with its artifact manifest embedded.
 
-The graph is traced at batch size 1 with fixed shapes (see ``runtime.artifact_manifest`` for
-the contract). TorchScript-based export is used: the dynamo exporter needs ``onnxscript``,
-and fixed-shape single-step graphs are what the runtime runs anyway. Each export runs in its
-own process when asked, because exporting recurrent graphs twice in one process is unreliable.
+The graph is traced at batch size 1 (see ``runtime.artifact_manifest`` for the contract). A
+stateless graph keeps its batch dimension free, so one ``session.run`` can decide for many
+games at once (the simulator's arenas and benchmarks); a recurrent graph has fixed shapes, its
+state tensors sized for one game. TorchScript-based export is used: the dynamo exporter needs
+``onnxscript``, and single-step graphs are what the runtime runs anyway.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def manifest_for(
 def export_policy(policy: Policy, path: Path, manifest: ArtifactManifest) -> Path:
     """Write ``path`` (ONNX, manifest in metadata) and ``path.json`` (the same manifest)."""
     graph = PolicyStepGraph(policy.eval())
+    batch_free = ["features", "uniforms", "classes", "probs", "logits"]
+    dynamic = None if manifest.state else {name: {0: "batch"} for name in batch_free}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation notices
         torch.onnx.export(
@@ -72,6 +75,7 @@ def export_policy(policy: Policy, path: Path, manifest: ArtifactManifest) -> Pat
             input_names=graph.input_names(),
             output_names=graph.output_names(),
             opset_version=OPSET,
+            dynamic_axes=dynamic,
             dynamo=False,
         )
         _embed(tmp, tmp, manifest)

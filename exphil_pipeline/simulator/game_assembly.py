@@ -1,47 +1,45 @@
 """Deterministic scripted Melee games, as the records of a Slippi replay.
 
-``generate_game`` plays two scripted players (``scripted_players``) against each other in the
-simulation engine (``physics``) and records every frame the way Slippi does: a pre-frame update
-with the state before the frame and the controller inputs as the game reports them (processed
-and raw sticks, trigger, physical and processed button bits), and a post-frame update with the
-state after it, flags and hurtbox included. Every id written (action states, characters,
-attacks) is a real Melee value, so the result reads like a real replay. The game ends when a
-player runs out of stocks (GAME), when the timer runs out (TIME) or, when the requested frames
-run out first, as a no contest.
+``generate_games`` plays scripted players (:mod:`.scripted_players`: the reference script on
+port 1, a weaker level drawn per game on port 2) against each other in the simulator's engine
+(:mod:`.engine`), all games of a call at once, and records every frame the way Slippi does: a
+pre-frame update with the state before the frame and the controller inputs as the game reports
+them (processed and raw sticks, trigger, physical and processed button bits), and a post-frame
+update with the state after it, flags and hurtbox included. Every id written (action states,
+characters, attacks, stages) is a real Melee value, so the result reads like a real replay. A
+game ends when a player runs out of stocks (GAME), when the timer runs out (TIME) or, when the
+requested frames run out first, as a no contest.
 """
 
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from melee.enums import Character
+import numpy as np
+from melee.enums import Action, Character
 
-from exphil_pipeline.simulator import physics
-from exphil_pipeline.simulator.fighter import (
-    DEAD_ACTIONS,
-    FULL_TILT,
-    HALO_ACTIONS,
-    SHIELD_ACTIONS,
-    SPAWN_X,
-    Fighter,
-    Inputs,
-    new_fighter,
+from exphil_pipeline.simulator import engine
+from exphil_pipeline.simulator.action_groups import UNTOUCHABLE
+from exphil_pipeline.simulator.engine_state import EngineState, new_games
+from exphil_pipeline.simulator.melee_data import (
+    SIM_CHARACTERS,
+    SIM_STAGES,
+    character_slot,
+    external_stage_id,
+    sim_tables,
 )
-from exphil_pipeline.simulator.scripted_players import (
-    REFERENCE_TRAITS,
-    Traits,
-    choose_inputs,
-    draw_opponent_traits,
-)
+from exphil_pipeline.simulator.pad_inputs import PadInputs
+from exphil_pipeline.simulator.scripted_players import STRONGEST, ScriptedPlayers
 from exphil_pipeline.simulator.slp_records import (
-    FIRST_FRAME,
     Frame,
     Game,
     GameEnd,
     GameEndMethod,
     GameStart,
     Hurtbox,
+    LCancel,
     PlayerFrame,
     PlayerStart,
     PostFrame,
@@ -55,43 +53,30 @@ FOX = 2
 FINAL_DESTINATION = 32
 """Final Destination's external stage id."""
 
-# Slippi's external (character select) ids mapped to the game's internal ids. Ice Climbers
-# are left out: Nana is a second character per frame, which the replay model does not hold.
-_INTERNAL_CHARACTER = {
-    0: Character.CPTFALCON,
-    1: Character.DK,
+# Slippi's external (character select) ids of the simulated characters, mapped to the game's
+# internal ids.
+EXTERNAL_TO_INTERNAL = {
     2: Character.FOX,
     3: Character.GAMEANDWATCH,
-    4: Character.KIRBY,
-    5: Character.BOWSER,
     6: Character.LINK,
-    7: Character.LUIGI,
-    8: Character.MARIO,
-    9: Character.MARTH,
     10: Character.MEWTWO,
-    11: Character.NESS,
-    12: Character.PEACH,
-    13: Character.PIKACHU,
-    15: Character.JIGGLYPUFF,
-    16: Character.SAMUS,
-    17: Character.YOSHI,
     18: Character.ZELDA,
     19: Character.SHEIK,
-    20: Character.FALCO,
-    21: Character.YLINK,
-    22: Character.DOC,
-    23: Character.ROY,
-    24: Character.PICHU,
     25: Character.GANONDORF,
 }
+EXTERNAL_IDS = {internal.name: external for external, internal in EXTERNAL_TO_INTERNAL.items()}
+"""External id of each simulated character, by libmelee ``Character`` name."""
+OPPONENT_LEVELS = (1, 2)
+"""Levels the second player's script is drawn from, one per game."""
 
-_TIMER_SECONDS = 480
+TIMER_SECONDS = 480
 _SAMPLE_START_AT = datetime(2001, 12, 3, tzinfo=UTC)
 _CONSOLE_NICK = "exphil sample_games"  # the metadata's consoleNick in every generated replay
 
 # Processed stick value from which a direction bit is set in the processed buttons. The spec
 # gives no threshold and real replays vary (0.375-0.75), so this one is ours.
 _DIRECTION_THRESHOLD = 0.5
+_FULL_TILT = 80  # raw stick value of a full tilt; processed = raw / 80
 
 _BUTTON_X = 0x0400
 _BUTTON_A = 0x0100
@@ -99,6 +84,67 @@ _BUTTON_R = 0x0020
 _JOYSTICK_BITS = (0x00010000, 0x00020000, 0x00040000, 0x00080000)  # up, down, left, right
 _CSTICK_BITS = (0x00100000, 0x00200000, 0x00400000, 0x00800000)
 _ANY_TRIGGER = 0x80000000
+_SHIELDING = {Action.SHIELD_START.value, Action.SHIELD.value, Action.SHIELD_STUN.value}
+_DEAD = {a.value for a in (Action.DEAD_LEFT, Action.DEAD_RIGHT, Action.DEAD_UP, Action.DEAD_DOWN)}
+
+
+def internal_characters(characters: tuple[int, int]) -> tuple[Character, Character]:
+    """The internal ids of two external ids, or a ValueError naming the supported ones."""
+    unknown = [c for c in characters if c not in EXTERNAL_TO_INTERNAL]
+    if unknown:
+        raise ValueError(
+            f"unsupported external character ids {unknown}; the simulator plays "
+            f"{sorted(EXTERNAL_TO_INTERNAL)}"
+        )
+    first, second = (EXTERNAL_TO_INTERNAL[c] for c in characters)
+    return first, second
+
+
+def stage_index(stage: int) -> int:
+    """Index of an external stage id among the simulator's legal stages."""
+    ids = [external_stage_id(s) for s in SIM_STAGES]
+    if stage not in ids:
+        raise ValueError(f"unsupported external stage id {stage}; the simulator has {ids}")
+    return ids.index(stage)
+
+
+@dataclass
+class FrameRecord:
+    """What one frame of every game looked like: the pre-frame state and inputs, and the
+    post-frame state (copies, one per frame)."""
+
+    pre: EngineState
+    inputs: PadInputs
+    post: EngineState
+
+
+def generate_games(
+    seeds: list[int],
+    frames: int,
+    characters: tuple[int, int] = (MEWTWO, FOX),
+    stage: int = FINAL_DESTINATION,
+) -> list[Game]:
+    """Simulate one scripted two-player game per seed, all at once.
+
+    ``frames`` is the most frames a replay holds, counted from frame -123. ``characters`` are
+    external ids for ports 0 and 1, ``stage`` an external stage id of a legal stage. The same
+    arguments always give the same games.
+    """
+    if frames < 1:
+        raise ValueError(f"frames must be at least 1, got {frames}")
+    internal = internal_characters(characters)
+    rngs = [random.Random(seed) for seed in seeds]
+    n = len(seeds)
+    slots = np.tile([character_slot(c) for c in internal], (n, 1))
+    state = new_games(slots, np.full(n, stage_index(stage)), stocks=4)
+    levels = np.array([[STRONGEST, r.choice(OPPONENT_LEVELS)] for r in rngs])
+    players = ScriptedPlayers(levels, seed=rngs[0].getrandbits(32) if rngs else 0)
+    random_seeds = [r.getrandbits(32) for r in rngs]
+    recordings, ends = _play(state, players, frames)
+    return [
+        assemble_game(index, recordings, ends[index], characters, stage, random_seeds[index])
+        for index in range(n)
+    ]
 
 
 def generate_game(
@@ -107,55 +153,69 @@ def generate_game(
     characters: tuple[int, int] = (MEWTWO, FOX),
     stage: int = FINAL_DESTINATION,
 ) -> Game:
-    """Simulate a scripted two-player game.
-
-    ``frames`` is the most frames the replay holds, counted from frame -123; the game stops
-    earlier when a player loses the last stock (GAME) or the timer runs out (TIME), and ends
-    as a no contest otherwise. ``characters`` are external ids for ports 0 and 1. Any
-    ``stage`` id is written as given, but the simulated stage is always Final Destination's
-    shape. The same arguments always give the same game.
-    """
-    if frames < 1:
-        raise ValueError(f"frames must be at least 1, got {frames}")
-    unknown = [c for c in characters if c not in _INTERNAL_CHARACTER]
-    if unknown:
-        raise ValueError(f"unsupported external character ids {unknown}")
-    rng = random.Random(seed)
-    start = GameStart(
-        stage=stage,
-        players=tuple(PlayerStart(port, c) for port, c in enumerate(characters)),
-        random_seed=rng.getrandbits(32),
-        timer=_TIMER_SECONDS,
-    )
-    fighters = [
-        new_fighter(player.port, _INTERNAL_CHARACTER[player.character], spawn_x, player.stocks)
-        for player, spawn_x in zip(start.players, SPAWN_X, strict=True)
-    ]
-    traits = [REFERENCE_TRAITS, draw_opponent_traits(rng)]
-    game_frames, method = _play(fighters, traits, rng, start.random_seed, frames)
-    return Game(
-        start=start,
-        frames=tuple(game_frames),
-        end=GameEnd(method, placements=_placements(fighters)),
-        start_at=_SAMPLE_START_AT,
-        console_nick=_CONSOLE_NICK,
-    )
+    """One scripted game (see :func:`generate_games`)."""
+    return generate_games([seed], frames, characters, stage)[0]
 
 
 def _play(
-    fighters: list[Fighter], traits: list[Traits], rng: random.Random, seed: int, frames: int
-) -> tuple[list[Frame], GameEndMethod]:
-    """Record up to ``frames`` frames from FIRST_FRAME on, and how the game ended."""
-    last_timer_frame = _TIMER_SECONDS * 60 - 1
+    state: EngineState, players: ScriptedPlayers, frames: int
+) -> tuple[list[FrameRecord], list[tuple[int, GameEndMethod]]]:
+    """Step every game until each has ended; per game, the frame count and how it ended."""
+    tables = sim_tables()
+    last_timer_frame = TIMER_SECONDS * 60 - 1
+    ends: list[tuple[int, GameEndMethod] | None] = [None] * state.games
+    recordings = []
+    for count in range(1, frames + 1):
+        pad = players.inputs(state, tables)
+        pre = state.copy()
+        engine.step(state, pad, tables)
+        recordings.append(FrameRecord(pre, pad, state.copy()))
+        out = (state.stocks == 0).any(axis=1)
+        for index in np.flatnonzero(out):
+            ends[index] = ends[index] or (count, GameEndMethod.GAME)
+        if int(state.frame[0]) == last_timer_frame:
+            ends = [end or (count, GameEndMethod.TIME) for end in ends]
+        if all(ends):
+            break
+    return recordings, [end or (len(recordings), GameEndMethod.NO_CONTEST) for end in ends]
+
+
+def assemble_game(
+    index: int,
+    recordings: list[FrameRecord],
+    end: tuple[int, GameEndMethod],
+    characters: tuple[int, int],
+    stage: int,
+    random_seed: int,
+) -> Game:
+    """Game ``index`` of ``recordings`` (its first ``end[0]`` frames) as replay records."""
+    count, method = end
+    start = GameStart(
+        stage=stage,
+        players=tuple(PlayerStart(port, c) for port, c in enumerate(characters)),
+        random_seed=random_seed,
+        timer=TIMER_SECONDS,
+    )
+    seed = random_seed
     game_frames = []
-    for number in range(FIRST_FRAME, FIRST_FRAME + frames):
+    for recording in recordings[:count]:
         seed = _next_seed(seed)
-        game_frames.append(_record_frame(fighters, traits, rng, number, seed))
-        if any(f.stocks == 0 for f in fighters):
-            return game_frames, GameEndMethod.GAME
-        if number == last_timer_frame:
-            return game_frames, GameEndMethod.TIME
-    return game_frames, GameEndMethod.NO_CONTEST
+        players = tuple(
+            PlayerFrame(
+                _pre_frame(recording.pre, recording.inputs, index, port),
+                _post_frame(recording.post, index, port),
+            )
+            for port in range(2)
+        )
+        game_frames.append(Frame(int(recording.post.frame[index]), seed, players))
+    final = recordings[count - 1].post
+    return Game(
+        start=start,
+        frames=tuple(game_frames),
+        end=GameEnd(method, placements=_placements(final, index)),
+        start_at=_SAMPLE_START_AT,
+        console_nick=_CONSOLE_NICK,
+    )
 
 
 def _next_seed(seed: int) -> int:
@@ -163,22 +223,11 @@ def _next_seed(seed: int) -> int:
     return (seed * 214013 + 2531011) & 0xFFFF_FFFF
 
 
-def _record_frame(
-    fighters: list[Fighter], traits: list[Traits], rng: random.Random, number: int, seed: int
-) -> Frame:
-    """Choose inputs, step the engine and record the frame's pre- and post-frame updates."""
-    inputs = choose_inputs(fighters, traits, rng)
-    pres = [_pre_frame(f, i) for f, i in zip(fighters, inputs, strict=True)]
-    physics.step(fighters, inputs, number)
-    players = tuple(PlayerFrame(pre, _post_frame(f)) for pre, f in zip(pres, fighters, strict=True))
-    return Frame(number, seed, players)
-
-
-def _placements(fighters: list[Fighter]) -> tuple[int, int, int, int]:
-    ranked = sorted(fighters, key=lambda f: (-f.stocks, f.percent, f.port))
+def _placements(state: EngineState, game: int) -> tuple[int, int, int, int]:
+    ranked = sorted(range(2), key=lambda p: (-state.stocks[game, p], state.percent[game, p], p))
     placements = [-1, -1, -1, -1]
-    for place, f in enumerate(ranked):
-        placements[f.port] = place
+    for place, port in enumerate(ranked):
+        placements[port] = place
     return (placements[0], placements[1], placements[2], placements[3])
 
 
@@ -192,77 +241,79 @@ def _direction_bits(x: float, y: float, bits: tuple[int, int, int, int]) -> int:
     )
 
 
-def _pre_frame(f: Fighter, inputs: Inputs) -> PreFrame:
-    # The script's stick positions all lie outside the game's dead zone, so the processed
-    # value is simply raw / 80.
-    stick_x, stick_y, cstick_x = (
-        v / FULL_TILT for v in (inputs.stick_x, inputs.stick_y, inputs.cstick_x)
-    )
-    trigger = 1.0 if inputs.shield else 0.0
+def _pre_frame(state: EngineState, pad: PadInputs, game: int, port: int) -> PreFrame:
+    at = (game, port)
+    stick_x, stick_y = float(pad.stick_x[at]), float(pad.stick_y[at])
+    cstick_x, cstick_y = float(pad.cstick_x[at]), float(pad.cstick_y[at])
+    trigger = 1.0 if pad.shield[at] else 0.0
     physical = (
-        (_BUTTON_A if inputs.a else 0)
-        | (_BUTTON_X if inputs.jump else 0)
-        | (_BUTTON_R if inputs.shield else 0)
+        (_BUTTON_A if pad.a[at] else 0)
+        | (_BUTTON_X if pad.jump[at] else 0)
+        | (_BUTTON_R if pad.shield[at] else 0)
     )
     processed = (
         physical
         | _direction_bits(stick_x, stick_y, _JOYSTICK_BITS)
-        | _direction_bits(cstick_x, 0.0, _CSTICK_BITS)
+        | _direction_bits(cstick_x, cstick_y, _CSTICK_BITS)
         | (_ANY_TRIGGER if trigger else 0)
     )
     return PreFrame(
-        action_state=f.action.value,
-        x=f.x,
-        y=f.y,
-        facing=f.facing,
+        action_state=int(state.action[at]),
+        x=float(state.x[at]),
+        y=float(state.y[at]),
+        facing=float(state.facing[at]),
         joystick_x=stick_x,
         joystick_y=stick_y,
         cstick_x=cstick_x,
-        cstick_y=0.0,
+        cstick_y=cstick_y,
         trigger=trigger,
         buttons=processed,
         physical_buttons=physical,
         physical_l=0.0,
         physical_r=trigger,
-        raw_analog_x=inputs.stick_x,
-        percent=f.percent,
-        raw_analog_y=inputs.stick_y,
+        raw_analog_x=round(stick_x * _FULL_TILT),
+        percent=float(state.percent[at]),
+        raw_analog_y=round(stick_y * _FULL_TILT),
     )
 
 
-def _post_frame(f: Fighter) -> PostFrame:
+def _post_frame(state: EngineState, game: int, port: int) -> PostFrame:
+    at = (game, port)
+    action = int(state.action[at])
     flags = (
         0,
-        0x20 if f.hitlag else 0,
-        0x80 if f.action in SHIELD_ACTIONS else 0,
-        0x02 if f.hitstun else 0,
-        0x40 if f.action in DEAD_ACTIONS else 0,
+        0x20 if state.hitlag[at] else 0,
+        0x80 if action in _SHIELDING else 0,
+        0x02 if state.hitstun[at] else 0,
+        0x40 if action in _DEAD else 0,
     )
-    protected = f.invulnerable or f.action in HALO_ACTIONS
+    protected = bool(state.invulnerable[at]) or bool(UNTOUCHABLE[action])
+    airborne = bool(state.airborne[at])
+    vx = float(state.vx[at])
     return PostFrame(
-        character=f.character.value,
-        action_state=f.action.value,
-        x=f.x,
-        y=f.y,
-        facing=f.facing,
-        percent=f.percent,
-        shield=f.shield,
-        last_attack_landed=f.last_attack_landed,
-        combo_count=f.combo,
-        last_hit_by=f.last_hit_by,
-        stocks=f.stocks,
-        action_frame=float(f.age),
+        character=SIM_CHARACTERS[int(state.character[at])].value,
+        action_state=action,
+        x=float(state.x[at]),
+        y=float(state.y[at]),
+        facing=float(state.facing[at]),
+        percent=float(state.percent[at]),
+        shield=float(state.shield[at]),
+        last_attack_landed=int(state.last_attack_landed[at]),
+        combo_count=int(state.combo[at]),
+        last_hit_by=int(state.last_hit_by[at]),
+        stocks=int(state.stocks[at]),
+        action_frame=float(state.age[at]),
         state_flags=flags,
-        misc_as=float(f.hitstun),
-        airborne=f.airborne,
-        last_ground_id=f.ground,
-        jumps_remaining=f.jumps,
-        l_cancel=f.l_cancel,
+        misc_as=float(state.hitstun[at]),
+        airborne=airborne,
+        last_ground_id=int(state.ground[at]),
+        jumps_remaining=int(state.jumps[at]),
+        l_cancel=LCancel(int(state.l_cancel[at])),
         hurtbox=Hurtbox.INVULNERABLE if protected else Hurtbox.VULNERABLE,
-        self_air_x_speed=f.vx if f.airborne else 0.0,
-        self_y_speed=f.vy,
-        attack_x_speed=f.kb_x,
-        attack_y_speed=f.kb_y,
-        self_ground_x_speed=0.0 if f.airborne else f.vx,
-        hitlag=float(f.hitlag),
+        self_air_x_speed=vx if airborne else 0.0,
+        self_y_speed=float(state.vy[at]),
+        attack_x_speed=float(state.kb_x[at]),
+        attack_y_speed=float(state.kb_y[at]),
+        self_ground_x_speed=0.0 if airborne else vx,
+        hitlag=float(state.hitlag[at]),
     )

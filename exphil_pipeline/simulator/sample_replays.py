@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from exphil_pipeline.simulator.game_assembly import generate_game
+from exphil_pipeline.simulator.game_assembly import generate_games
 from exphil_pipeline.simulator.slp_writer import write_slp
 
 
@@ -21,9 +21,10 @@ def write_sample_replays(out_dir: str | Path, games: int, frames: int, seed: int
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     game_seeds = random.Random(seed)
+    seeds = [game_seeds.getrandbits(64) for _ in range(games)]
     paths = []
-    for index in range(games):
+    for index, game in enumerate(generate_games(seeds, frames)):
         path = folder / f"sample-{index:04d}.slp"
-        write_slp(path, generate_game(game_seeds.getrandbits(64), frames))
+        write_slp(path, game)
         paths.append(path)
     return paths

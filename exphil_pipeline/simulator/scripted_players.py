@@ -1,142 +1,199 @@
-"""The scripted controller that plays the simulated games.
+"""Scripted players: a reference script, and weaker levels of it, for every game at once.
 
-Each player's controller follows a fixed script, ``decide``, which reads only what a replay
-shows about the previous frame (both players' positions, facing, action states, percent,
-shield, jumps and vertical speed), a style (``Traits``) and one uniform draw per frame. The
-first player always plays the reference style, ``REFERENCE_TRAITS``, whose choices never depend
-on the draw, so its input is a deterministic function of the previous frame's visible state:
-an imitation learner has an exact right answer (with frame delay 1). The second player's style
-is drawn from the game's seed (``draw_opponent_traits``) and its choices use the draw, so games
-differ:
+The reference script (``reference_inputs``) reads only what a replay shows about the current
+frame (both players' positions, facing, action states, percent, shield, jumps and vertical
+speed) and involves no chance, so the input it chooses for frame t + 1 is a function of frame
+t's visible state: an imitation learner has an exact right answer at frame delay 1.
 
-- before control starts, dead or descending on the revival platform: let go of the controller;
-- off stage: hold the stick up and toward the stage, and jump (X) while falling with a jump left;
-- in the air: press R to L-cancel a falling neutral air near the ground (with the trait's
-  probability), press A for a neutral air when the opponent is close, else drift toward them;
+- before control starts, dead or on the revival platform: let go of the controller;
+- off stage: hold the stick up and toward the stage, and jump while falling with a jump left;
+- in the air: press R to L-cancel an aerial falling near the floor; attack (A: a neutral air
+  when the opponent is level, toward them a forward air, above them a down air) when within
+  reach; otherwise drift toward the opponent;
 - on the ground: hold R to shield while the opponent attacks nearby (keep holding once up,
-  otherwise with the trait's probability); within the trait's spacing, turn toward the opponent,
-  then forward smash with the C-stick once their percent reaches the trait's kill percent or
-  jab (A) below it; jump (X) toward an opponent well above, or with the trait's probability
-  toward one within jumping range; sometimes hesitate; stop at the ledge rather than run off;
-  else walk (half tilt) or, when far, dash toward the opponent.
+  while the shield is healthy); within spacing, turn toward the opponent, then forward smash
+  (C-stick) once their percent reaches the kill percent, up tilt under an opponent above, or jab;
+  jump toward an opponent well above; stop at the ledge rather than run off; else walk (half
+  tilt) or, when far, dash toward the opponent.
 
-The engine ignores inputs while a player cannot act, but the script still answers every frame.
+Levels (``LEVELS``) make it weaker in documented ways, each deterministic for a seed: a level
+re-decides only every ``reaction`` frames and holds its input in between (a slower reaction),
+and with probability ``mistake_rate`` per decision presses a uniformly random controller state
+instead. Level 3 is the reference script itself; the strongest is listed last.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
+import numpy as np
 from melee.enums import Action
 
-from exphil_pipeline.simulator.attacks import MOVES
-from exphil_pipeline.simulator.fighter import (
-    FULL_TILT,
-    NO_CONTROL,
-    SHIELD_ACTIONS,
-    STAGE_EDGE_X,
-    Fighter,
-    Inputs,
-)
+from exphil_pipeline.simulator.action_groups import AERIAL_INDEX, SHIELDING
+from exphil_pipeline.simulator.combat import untouchable
+from exphil_pipeline.simulator.engine_state import NO_ATTACK, EngineState
+from exphil_pipeline.simulator.melee_data import SimTables
+from exphil_pipeline.simulator.pad_inputs import PadInputs
 
-_HALF = 40
-_DIAGONAL = 56  # about 45 degrees at full tilt
-
-# Script distances, in stage units.
-_GROUND_ATTACK_HEIGHT = 10.0
-_NAIR_RANGE = 14.0
-_SHIELD_RANGE = 25.0
-_MIN_SHIELD_TO_BLOCK = 20.0  # above the largest hit, so the shield never breaks
-_L_CANCEL_HEIGHT = 12.0
-_JUMP_HEIGHT_GAP = 20.0
-_JUMP_RANGE = 40.0
-_RUN_DISTANCE = 45.0
-_LEDGE_MARGIN = 2.0
+HALF = 0.5
+DIAGONAL = 0.7
+SPACING = 11.0
+KILL_PERCENT = 100.0
+GROUND_ATTACK_HEIGHT = 10.0
+AERIAL_RANGE = 14.0
+SHIELD_RANGE = 25.0
+MIN_SHIELD_TO_BLOCK = 20.0
+L_CANCEL_HEIGHT = 12.0
+JUMP_HEIGHT_GAP = 20.0
+JUMP_RANGE = 40.0
+RUN_DISTANCE = 45.0
+LEDGE_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
-class Traits:
-    """Per-player style, drawn once per game; rates are chances per frame."""
+class Level:
+    """How a scripted player falls short of the reference script."""
 
-    spacing: float  # horizontal distance under which the player attacks on the ground
-    kill_percent: float  # opponent percent from which forward smash replaces jab
-    shield_rate: float  # of raising shield against a nearby attack
-    l_cancel_rate: float  # of pressing R while a neutral air falls near the ground
-    aerial_rate: float  # of jumping toward an opponent within jumping range
-    hesitation_rate: float  # of letting go of the controller instead of approaching
+    reaction: int  # frames between decisions; the input is held in between
+    mistake_rate: float  # chance per decision of pressing a random controller state
 
 
-# The first player's style in every game: no chance involved (rates 0 or 1), so its inputs are
-# a function of the previous frame's visible state alone.
-REFERENCE_TRAITS = Traits(
-    spacing=11.0,
-    kill_percent=100.0,
-    shield_rate=0.0,
-    l_cancel_rate=1.0,
-    aerial_rate=0.0,
-    hesitation_rate=0.0,
-)
+LEVELS: dict[int, Level] = {
+    0: Level(reaction=20, mistake_rate=0.5),
+    1: Level(reaction=12, mistake_rate=0.25),
+    2: Level(reaction=6, mistake_rate=0.1),
+    3: Level(reaction=1, mistake_rate=0.0),
+}
+STRONGEST = max(LEVELS)
 
 
-def draw_opponent_traits(rng: random.Random) -> Traits:
-    """The second player's style, drawn from ``rng`` (six uniform draws)."""
-    return Traits(
-        spacing=rng.uniform(9.0, 13.0),
-        kill_percent=rng.uniform(60.0, 130.0),
-        shield_rate=rng.uniform(0.1, 0.5),
-        l_cancel_rate=rng.uniform(0.3, 0.9),
-        aerial_rate=rng.uniform(0.02, 0.08),
-        hesitation_rate=rng.uniform(0.0, 0.1),
+def reference_inputs(state: EngineState, tables: SimTables) -> PadInputs:
+    """Every player's reference-script input for the next frame (see the module docstring)."""
+    pad = PadInputs.neutral(state.games)
+    dx = state.x[:, ::-1] - state.x
+    dy = state.y[:, ::-1] - state.y
+    toward = np.where(dx >= 0, np.float32(1), np.float32(-1))
+    edge = tables.edge_x[state.stage][:, None]
+    free = ~untouchable(state) & (state.action != Action.ON_HALO_WAIT.value)
+    offstage = free & (np.abs(state.x) > edge)
+    pad.stick_x[offstage] = (-np.sign(state.x) * DIAGONAL)[offstage]
+    pad.stick_y[offstage] = DIAGONAL
+    pad.jump[offstage] = ((state.vy <= 0) & (state.jumps > 0))[offstage]
+    air = free & ~offstage & state.airborne
+    _air(state, pad, air, dx, dy, toward)
+    ground = free & ~offstage & ~state.airborne
+    _ground(state, pad, ground, dx, dy, toward, edge)
+    return pad
+
+
+def _air(
+    state: EngineState,
+    pad: PadInputs,
+    air: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    toward: np.ndarray,
+) -> None:
+    aerial = state.attack >= AERIAL_INDEX[0]
+    landing = air & aerial & (state.vy < 0) & (state.y < L_CANCEL_HEIGHT)
+    pad.shield[landing] = True
+    pad.stick_x[air] = toward[air]
+    close = air & ~landing & ~aerial & (np.abs(dx) < AERIAL_RANGE) & (np.abs(dy) < AERIAL_RANGE)
+    pad.a[close] = True
+    above = close & (dy < -GROUND_ATTACK_HEIGHT / 2)
+    pad.stick_x[close] = 0.0
+    pad.stick_y[above] = -1.0  # down air onto an opponent below
+    forward = close & ~above & (np.abs(dx) > AERIAL_RANGE / 2) & (state.facing == toward)
+    pad.stick_x[forward] = toward[forward]
+
+
+def _ground(
+    state: EngineState,
+    pad: PadInputs,
+    ground: np.ndarray,
+    dx: np.ndarray,
+    dy: np.ndarray,
+    toward: np.ndarray,
+    edge: np.ndarray,
+) -> None:
+    opponent_attacks = (state.attack != NO_ATTACK)[:, ::-1]
+    threatened = opponent_attacks & (np.abs(dx) < SHIELD_RANGE)
+    block = ground & threatened & (state.shield >= MIN_SHIELD_TO_BLOCK)
+    block &= SHIELDING[state.action] | threatened
+    pad.shield[block] = True
+    left = ground & ~block
+    spaced = left & (np.abs(dx) < SPACING) & (np.abs(dy) < GROUND_ATTACK_HEIGHT)
+    turn = spaced & (state.facing != toward)
+    pad.stick_x[turn] = (toward * HALF)[turn]
+    hit = spaced & ~turn
+    kill = hit & (state.percent[:, ::-1] >= KILL_PERCENT)
+    pad.cstick_x[kill] = toward[kill]
+    pad.a[hit & ~kill] = True
+    left &= ~spaced
+    under = left & (dy > GROUND_ATTACK_HEIGHT) & (dy < JUMP_HEIGHT_GAP) & (np.abs(dx) < SPACING)
+    pad.a[under] = True
+    pad.stick_y[under] = 1.0  # up tilt
+    left &= ~under
+    jump = left & (dy > JUMP_HEIGHT_GAP) & (np.abs(dx) < JUMP_RANGE)
+    pad.jump[jump] = True
+    pad.stick_x[jump] = toward[jump]
+    left &= ~jump
+    at_ledge = left & (np.abs(state.x) >= edge - LEDGE_MARGIN) & (state.x * toward > 0)
+    left &= ~at_ledge
+    far = np.abs(dx) > RUN_DISTANCE
+    pad.stick_x[left] = (toward * np.where(far, 1.0, HALF))[left]
+
+
+def random_inputs(games: int, rng: np.random.Generator) -> PadInputs:
+    """Uniformly random controller states (the ``random`` player, and scripted mistakes)."""
+    shape = (games, 2)
+
+    def stick() -> np.ndarray:
+        return rng.integers(0, 17, shape).astype(np.float32) / 8 - 1
+
+    def button() -> np.ndarray:
+        return rng.random(shape) < 0.5
+
+    return PadInputs(
+        stick_x=stick(),
+        stick_y=stick(),
+        cstick_x=stick(),
+        cstick_y=stick(),
+        a=button(),
+        b=button(),
+        jump=button(),
+        z=button(),
+        shield=button(),
+        shoulder=rng.integers(0, 5, shape).astype(np.float32) / 4,
     )
 
 
-def choose_inputs(
-    fighters: list[Fighter], traits: list[Traits], rng: random.Random
-) -> list[Inputs]:
-    """Both players' inputs for the next frame: one draw per player, then ``decide``."""
-    rolls = [rng.random() for _ in fighters]
-    opponents = fighters[::-1]
-    return [
-        decide(me, opp, style, roll)
-        for me, opp, style, roll in zip(fighters, opponents, traits, rolls, strict=True)
-    ]
+class ScriptedPlayers:
+    """Scripted inputs for every player of N games at per-player levels, with the held inputs
+    and the random stream that make levels deterministic for a seed."""
 
+    def __init__(self, levels: np.ndarray, seed: int) -> None:
+        self.levels = np.asarray(levels, dtype=np.int64)  # [N, 2]
+        self.reaction = np.vectorize(lambda lv: LEVELS[lv].reaction)(self.levels)
+        self.mistakes = np.vectorize(lambda lv: LEVELS[lv].mistake_rate)(self.levels)
+        self.rng = np.random.default_rng(seed)
+        self.held: PadInputs | None = None
 
-def decide(me: Fighter, opp: Fighter, traits: Traits, roll: float) -> Inputs:
-    """The scripted controller: a function of the visible state, traits and one draw."""
-    if me.action in NO_CONTROL:
-        return Inputs()
-    dx = opp.x - me.x
-    dy = opp.y - me.y
-    toward = 1 if dx >= 0 else -1
-    if abs(me.x) > STAGE_EDGE_X:
-        home = -1 if me.x > 0 else 1
-        return Inputs(home * _DIAGONAL, _DIAGONAL, jump=me.vy <= 0 and me.jumps > 0)
-    if me.airborne:
-        landing_nair = me.action == Action.NAIR and me.vy < 0 and me.y < _L_CANCEL_HEIGHT
-        if landing_nair and roll < traits.l_cancel_rate:
-            return Inputs(toward * FULL_TILT, shield=True)
-        if abs(dx) < _NAIR_RANGE and abs(dy) < _NAIR_RANGE:
-            return Inputs(a=True)
-        return Inputs(toward * FULL_TILT)
-    can_block = (
-        opp.action in MOVES and abs(dx) < _SHIELD_RANGE and me.shield >= _MIN_SHIELD_TO_BLOCK
-    )
-    if can_block and (me.action in SHIELD_ACTIONS or roll < traits.shield_rate):
-        return Inputs(shield=True)
-    if abs(dx) < traits.spacing and abs(dy) < _GROUND_ATTACK_HEIGHT:
-        if me.facing != toward:
-            return Inputs(toward * _HALF)
-        if opp.percent >= traits.kill_percent:
-            return Inputs(cstick_x=toward * FULL_TILT)
-        return Inputs(a=True)
-    if dy > _JUMP_HEIGHT_GAP and abs(dx) < _JUMP_RANGE:
-        return Inputs(toward * FULL_TILT, jump=True)
-    if roll < traits.aerial_rate and abs(dx) < _JUMP_RANGE:
-        return Inputs(toward * FULL_TILT, jump=True)
-    if roll >= 1.0 - traits.hesitation_rate:
-        return Inputs()
-    if abs(me.x) >= STAGE_EDGE_X - _LEDGE_MARGIN and me.x * toward > 0:
-        return Inputs()
-    return Inputs(toward * (FULL_TILT if abs(dx) > _RUN_DISTANCE else _HALF))
+    def reset_games(self, games: np.ndarray) -> None:
+        """Forget the held inputs of the selected games (a new game starts there)."""
+        if self.held is not None:
+            for value in vars(self.held).values():
+                value[games] = 0
+
+    def inputs(self, state: EngineState, tables: SimTables) -> PadInputs:
+        """The next frame's inputs of every player (levels applied)."""
+        fresh = reference_inputs(state, tables)
+        if self.held is None:
+            self.held = fresh
+        decide = (state.frame[:, None] % self.reaction) == 0
+        mistake = decide & (self.rng.random(decide.shape) < self.mistakes)
+        noise = random_inputs(state.games, self.rng)
+        for name, value in vars(self.held).items():
+            chosen = np.where(mistake, getattr(noise, name), getattr(fresh, name))
+            value[decide] = chosen[decide]
+        return PadInputs(**{name: value.copy() for name, value in vars(self.held).items()})

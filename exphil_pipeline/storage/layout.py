@@ -95,6 +95,11 @@ class DataLayout:
         check_name(run_id, "arena run id", "e.g. '20260101T120000Z-1a2b3c4d'")
         return self.matches_dir / f"{run_id}.parquet"
 
+    @property
+    def artifacts_dir(self) -> Path:
+        """One folder per experiment (:attr:`ExperimentPaths.artifacts`), scanned by the ladder."""
+        return self.home / "artifacts"
+
     def table_partition(self, table: str, batch: str) -> Path:
         """The hive partition folder of ``table`` (games, frames or items) for ``batch``."""
         return self.home / table / f"batch={batch}"

@@ -58,7 +58,7 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) ->
             num_layers=2,
             periodic_frequencies=8,
             previous_input_noise=1.0,
-            epochs=20,
+            epochs=24,
             batch_size=8,
             bptt=32,
             learning_rate=3e-3,

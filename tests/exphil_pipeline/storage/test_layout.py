@@ -14,7 +14,8 @@ TOP_FOLDERS = ("training_sets", "teachers", "soft_labels", "students", "artifact
 
 
 def test_no_module_builds_a_data_root_path_by_hand() -> None:
-    pattern = re.compile(r"""/\s*["'](%s)["']""" % "|".join(TOP_FOLDERS))
+    folders = "|".join(TOP_FOLDERS)
+    pattern = re.compile(rf"""/\s*["']({folders})["']""")
     offenders = [
         str(path.relative_to(REPO))
         for folder in ("exphil_pipeline", "assets", "benchmarks")
