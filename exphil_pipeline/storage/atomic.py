@@ -27,7 +27,8 @@ def temp_path_for(path: Path) -> Path:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path to write; on success it replaces ``path``, on error it is removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(path)
     try:
         yield tmp
