@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 $(BIN)/exphil: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[pipeline,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[pipeline,cluster,dev]'
 	touch $@
 
 .PHONY: demo test lint browser

@@ -23,7 +23,7 @@ MIN_KEPT_ACCURACY = 0.97
 
 
 @asset(
-    deps=["teacher"],
+    deps=["teacher", "rl_teacher"],
     partitions_def=experiments,
     group_name="distillation",
     description="The teacher's per-head distributions at temperature T for every training "

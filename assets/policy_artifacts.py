@@ -20,8 +20,9 @@ from pydantic import Field
 from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for, write_manifest
 from exphil_pipeline.artifacts.quantization import METHODS, quantize_candidates
 from exphil_pipeline.distillation.labelled_frames import evaluation_frames
+from exphil_pipeline.distillation.soft_labels import distilled_teacher
 from exphil_pipeline.distillation.student import StudentCheckpoint
-from exphil_pipeline.evaluation.evaluation_table import evaluation_report
+from exphil_pipeline.evaluation.evaluation_table import EvaluationConfig, evaluation_report
 from exphil_pipeline.evaluation.measurements import (
     action_agreement,
     latency_us,
@@ -30,7 +31,6 @@ from exphil_pipeline.evaluation.measurements import (
 )
 from exphil_pipeline.orchestration.partitions import experiments
 from exphil_pipeline.orchestration.resources import ExphilStorage
-from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 from runtime.artifact_manifest import read_manifest
 
 MAX_LOGIT_DIFFERENCE = 1e-4
@@ -90,7 +90,7 @@ def policy_onnx(
     write_manifest(path, replace(manifest, metrics={**metrics, "max_logit_diff": difference}))
     exported = {"student": str(path)}
     if config.export_teacher:
-        teacher = TeacherCheckpoint.best(experiment)
+        teacher = distilled_teacher(experiment)
         export_policy(
             teacher.policy,
             experiment.teacher_onnx,
@@ -155,7 +155,7 @@ def policy_int8(
             **latency_us(path, frames.features),
         }
         context.log.info(f"{method}: {report[method]}")
-    best = max(report, key=lambda m: (report[m]["agreement_with_fp32"], -report[m]["p99_us"]))
+    best = choose_candidate(report)
     final = experiment.policy_int8
     shutil.copyfile(candidates[best], final)
     manifest = read_manifest(candidates[best])
@@ -180,6 +180,15 @@ def policy_int8(
     )
 
 
+def choose_candidate(report: dict[str, dict]) -> str:
+    """The smallest candidate that holds the agreement gate (the most int8 in it), the faster
+    of equals; when none holds it, the one agreeing most with FP32 (the gate then fails)."""
+    holding = [m for m in report if report[m]["agreement_with_fp32"] >= MIN_INT8_AGREEMENT]
+    if holding:
+        return min(holding, key=lambda m: (report[m]["bytes"], report[m]["p99_us"]))
+    return max(report, key=lambda m: (report[m]["agreement_with_fp32"], -report[m]["p99_us"]))
+
+
 def _candidates_table(report: dict, best: str) -> str:
     lines = [
         "| method | same action as FP32 | bytes | p50 µs | p99 µs | kept |",
@@ -198,20 +207,22 @@ def _candidates_table(report: dict, best: str) -> str:
     deps=["policy_int8", "teacher"],
     partitions_def=experiments,
     group_name="artifacts",
-    description="Teacher vs student FP32 vs student INT8 on held-out frames: NLL, accuracy, "
-    "closed-loop accuracy, agreement, size, latency; main-stick confusion image.",
+    description="Teacher vs student FP32 vs student INT8 on held-out frames (NLL, accuracy, "
+    "closed-loop accuracy, agreement, size, latency; main-stick confusion image) and in "
+    "simulated games against scripted:3 (win rate, net stocks per minute).",
 )
 def evaluation(
-    context: AssetExecutionContext, config: ArtifactConfig, storage: ExphilStorage
+    context: AssetExecutionContext, config: EvaluationConfig, storage: ExphilStorage
 ) -> MaterializeResult:
     experiment = storage.layout.experiment(context.partition_key)
-    report = evaluation_report(experiment, config.eval_frames)
+    report = evaluation_report(experiment, config)
     context.log.info("\n" + report.table)
     return MaterializeResult(
         metadata={
             "table": MetadataValue.md(report.table),
             "per_head_accuracy": MetadataValue.md(report.per_head),
             "main_stick_confusion": MetadataValue.md(report.confusion_markdown),
+            "outcomes": MetadataValue.json(report.outcomes),
             "path": MetadataValue.path(str(report.folder)),
         },
     )

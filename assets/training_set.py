@@ -65,7 +65,9 @@ def training_set(
             "frames": manifest.frames,
             "train_frames": splits["train"].frames,
             "heldout_frames": splits["heldout"].frames,
+            "games_seen": manifest.games_seen,
             "games_used": splits["train"].games + splits["heldout"].games,
+            # Skipped games by the first curation rule each failed (TrainingSetConfig).
             "games_skipped": MetadataValue.json(manifest.games_skipped),
             "frames_per_character": MetadataValue.md(character_counts_table(manifest)),
             "bytes": manifest.bytes,

@@ -9,8 +9,10 @@ script on both ports (no embedding: scripted players read the engine's state).
 student from ``make demo``) choosing port 1's inputs in every game: each frame embeds port 1 of
 every game and runs one batched ``session.run`` over the games, port 2 scripted. Each figure is
 given on one core (``_one_core``: one process, one ONNX thread) and on all cores (one process
-per core, same games each, frames summed over the wall time). ``dolphin_frames_per_s`` is null
-unless Dolphin is configured. Targets on 2 cores: >= 500k scripted, >= 100k policy frames/s.
+per core, same games each, frames summed over the wall time). ``dolphin_frames_per_s``: game
+frames per second of one headless, fast-forwarded Dolphin (random inputs on port 1, Melee's
+level-9 CPU on port 2, menus not counted) when ``EXPHIL_DOLPHIN`` and ``EXPHIL_ISO`` are set,
+else null. Targets on 2 cores: >= 500k scripted, >= 100k policy frames/s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from exphil_pipeline.environments.dolphin_env import (
+    DolphinConfig,
+    DolphinEnvironment,
+    dolphin_paths_from_env,
+)
 from exphil_pipeline.environments.simulator_env import SimulatorConfig, SimulatorEnvironment
 from exphil_pipeline.simulator.scripted_players import STRONGEST, ScriptedPlayers
 from runtime.artifact_manifest import read_manifest
@@ -74,11 +81,33 @@ def policy_run(artifact: str, games: int, frames: int) -> float:
     return games * frames / (time.perf_counter() - began)
 
 
+def dolphin_run(frames: int) -> float | None:
+    """Frames per second of one Dolphin (see the module docstring); None unless configured."""
+    paths = dolphin_paths_from_env()
+    if paths is None:
+        return None
+    env = DolphinEnvironment(DolphinConfig(dolphin=paths[0], iso=paths[1], cpu_levels=(0, 9)))
+    rng = np.random.default_rng(0)
+    limits = np.asarray(CONTROLLER_SPEC.head_classes)
+    try:
+        env.reset(0)
+        began = time.perf_counter()
+        for _ in range(frames):
+            env.step(rng.integers(0, limits, size=(1, 2, len(limits))).astype(np.uint8))
+        return frames / (time.perf_counter() - began)
+    finally:
+        env.close()
+
+
 def all_cores(function, *args: object) -> float:
     """The summed frames/s of one process per core running ``function(*args)`` at once."""
     cores = os.cpu_count() or 1
     with multiprocessing.get_context("spawn").Pool(cores) as pool:
         return float(sum(pool.starmap(function, [args] * cores)))
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def main() -> None:
@@ -101,7 +130,7 @@ def main() -> None:
         "scripted_frames_per_s": round(all_cores(scripted_run, args.games, args.frames)),
         "policy_frames_per_s_one_core": round(policy_run(args.artifact, args.games, args.frames)),
         "policy_frames_per_s": round(all_cores(policy_run, args.artifact, args.games, args.frames)),
-        "dolphin_frames_per_s": None,
+        "dolphin_frames_per_s": _rounded(dolphin_run(args.frames)),
     }
     print(json.dumps(result))
 

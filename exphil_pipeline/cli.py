@@ -9,11 +9,14 @@ import subprocess
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from exphil_pipeline.storage.layout import DataLayout
+
+if TYPE_CHECKING:
+    from exphil_pipeline.evaluation.arena import EnvironmentFactory
 
 app = typer.Typer(help="ExPhil: Slippi replays to playable Melee bots.", no_args_is_help=True)
 
@@ -202,6 +205,130 @@ def demo(
     typer.echo(paths["evaluation"].read_text())
 
 
+@app.command()
+def train(
+    character: Annotated[
+        str, typer.Option(help="The character to learn (libmelee name, e.g. MEWTWO).")
+    ],
+    replays: Annotated[
+        Path | None,
+        typer.Option(help="A folder of .slp files to ingest first (as `exphil ingest`)."),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Recipe in exphil_pipeline.training.presets: standard, quick, tiny."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A full run config (YAML, ops: {stage: {config: ...}}), not a preset."),
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="Experiment name; default <character>-<preset>.")
+    ] = None,
+    backbone: Annotated[str | None, typer.Option(help="Teacher backbone (gru, mlp, ...).")] = None,
+    hidden: Annotated[int | None, typer.Option(help="Teacher width (hidden_dim).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Teacher depth (num_layers).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Teacher epochs.")] = None,
+    frame_delay: Annotated[
+        int | None, typer.Option(help="Frames between state and action (18 online).")
+    ] = None,
+    student_epochs: Annotated[int | None, typer.Option(help="Student epochs.")] = None,
+    device: Annotated[str | None, typer.Option(help="Teacher device: cpu or cuda.")] = None,
+    workers: Annotated[int, typer.Option(help="Parser processes for --replays.")] = 0,
+    json_output: Annotated[
+        bool, typer.Option("--json", help='Print one JSON object {"artifacts", "evaluation"}.')
+    ] = False,
+) -> None:
+    """Train a bot for CHARACTER: ingest --replays if given, then run the train_policy job
+    (training set, teacher, soft labels, student, ONNX, INT8, evaluation) for the experiment
+    on the instance `exphil ui` shows. Flags override the preset's or the config's fields."""
+    import yaml
+
+    from exphil_pipeline.demo import artifact_paths, run_train_job
+    from exphil_pipeline.evaluation.evaluation_table import evaluation_json
+    from exphil_pipeline.training.presets import (
+        DEFAULT_PRESET,
+        PresetError,
+        from_run_config,
+    )
+    from exphil_pipeline.training.presets import preset as preset_for
+
+    def say(line: str) -> None:
+        typer.echo(line, err=json_output)
+
+    try:
+        if preset is not None and config is not None:
+            raise PresetError("give --preset or --config, not both")
+        if config is not None:
+            chosen = from_run_config(character, config.stem, yaml.safe_load(config.read_text()))
+        else:
+            chosen = preset_for(character, preset or DEFAULT_PRESET)
+        chosen = chosen.override("training_set", frame_delay=frame_delay)
+        chosen = chosen.override(
+            "teacher",
+            backbone=backbone,
+            hidden_dim=hidden,
+            num_layers=layers,
+            epochs=epochs,
+            device=device,
+        )
+        chosen = chosen.override("student", epochs=student_epochs)
+    except (PresetError, OSError, yaml.YAMLError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    name = experiment or f"{chosen.character.lower()}-{chosen.name}"
+    layout = DataLayout.from_env()
+    if replays is not None:
+        say(f"ingesting {replays}")
+        try:
+            summary = _materialize_batch(layout, replays, None, workers)
+        except (ValueError, FileNotFoundError) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        say(json.dumps(summary))
+        if not summary["success"]:
+            raise typer.Exit(1)
+    steps = " -> ".join(chosen.sections)
+    say(f"training experiment {name}: {steps}")
+    result = run_train_job(layout, name, chosen.run_config())
+    # Dagster's console log above follows each step as it runs; this sums them up.
+    for event in result.all_events:
+        if event.is_step_success or event.is_step_failure:
+            say(f"  {event.step_key}: {'done' if event.is_step_success else 'FAILED'}")
+    if not result.success:
+        errors = [
+            _root_cause(e.event_specific_data.error)
+            for e in result.all_events
+            if e.is_step_failure and e.event_specific_data.error is not None
+        ]
+        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
+        reason = "; ".join(errors + [f"check {c} failed" for c in failed]) or "see the run log"
+        typer.echo(f"error: run {result.run_id} failed: {reason}", err=True)
+        raise typer.Exit(1)
+    paths = {
+        **artifact_paths(layout, name),
+        "evaluation_json": evaluation_json(layout.experiment(name)),
+    }
+    rows = json.loads(paths["evaluation_json"].read_text())
+    if json_output:
+        typer.echo(
+            json.dumps(
+                {
+                    "experiment": name,
+                    "run_id": result.run_id,
+                    "artifacts": {k: str(v) for k, v in paths.items()},
+                    "evaluation": rows,
+                }
+            )
+        )
+        return
+    typer.echo("\nartifacts:")
+    for key, path in paths.items():
+        typer.echo(f"  {key:<15} {path}")
+    typer.echo("")
+    typer.echo(paths["evaluation"].read_text())
+
+
 def _demo_dry_run(artifact: Path, replay: Path) -> None:
     from runtime.dry_run import DryRunConfig, dry_run
     from runtime.onnx_policy import OnnxPolicy
@@ -319,7 +446,10 @@ def arena(
     max_frames: Annotated[
         int | None, typer.Option(min=1, help="Timer in frames (60/s); default 8 minutes.")
     ] = None,
-    parallel: Annotated[int, typer.Option(min=1, help="Most games in play at once.")] = 256,
+    parallel: Annotated[
+        int | None,
+        typer.Option(min=1, help="Most games in play at once; default 256, 1 Dolphin in Dolphin."),
+    ] = None,
 ) -> None:
     """Play PLAYER_A against PLAYER_B: win rates with 95% intervals, stocks, damage, latency.
 
@@ -330,17 +460,18 @@ def arena(
 
     from tqdm import tqdm
 
+    from exphil_pipeline.environments.dolphin_env import DolphinError
     from exphil_pipeline.evaluation.arena import DEFAULT_CHARACTERS, ArenaConfig, play_arena
     from exphil_pipeline.evaluation.matches import write_matches
     from exphil_pipeline.evaluation.players import parse_player
     from exphil_pipeline.replays.duckdb_catalog import build_catalog
     from runtime.artifact_manifest import ArtifactError
+    from runtime.live_play import WrongCharacterError
 
-    if env is ArenaEnv.dolphin:
-        _refuse_dolphin_arena()
+    environments = _dolphin_tables() if env is ArenaEnv.dolphin else None
     layout = DataLayout.from_env()
     try:
-        players = (parse_player(player_a, layout), parse_player(player_b, layout))
+        players = (parse_player(player_a, layout, env), parse_player(player_b, layout, env))
         defaults = [p.character or d for p, d in zip(players, DEFAULT_CHARACTERS, strict=True)]
         names = defaults if characters is None else characters.upper().split(",")
         if len(names) != 2:
@@ -349,15 +480,22 @@ def arena(
             characters=(names[0].strip(), names[1].strip()),
             stage=stage.upper(),
             stocks=stocks,
-            parallel=parallel,
+            parallel=parallel or (1 if env is ArenaEnv.dolphin else 256),
+            env=env.value,
             **({} if max_frames is None else {"max_frames": max_frames}),
         )
     except (ValueError, FileNotFoundError, ArtifactError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     started = datetime.now(UTC)
-    with tqdm(total=games, desc="arena", unit="game", file=sys.stderr) as bar:
-        report = play_arena(*players, games, config, seed, progress=bar.update)
+    try:
+        with tqdm(total=games, desc="arena", unit="game", file=sys.stderr) as bar:
+            report = play_arena(
+                *players, games, config, seed, progress=bar.update, environments=environments
+            )
+    except (DolphinError, WrongCharacterError) as error:  # Dolphin's set-up, not a bug
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
     run_id, path = write_matches(layout, report, started)
     build_catalog(layout)
     if json_output:
@@ -367,7 +505,12 @@ def arena(
         typer.echo(f"matches: {path} (run {run_id})")
 
 
-def _refuse_dolphin_arena() -> None:
+def _dolphin_tables() -> EnvironmentFactory:
+    """The arena's Dolphin environments from $EXPHIL_DOLPHIN and $EXPHIL_ISO (exit 2 unless
+    both are set and exist); Dolphin homes and replays under $EXPHIL_HOME/dolphin."""
+    from exphil_pipeline.environments.dolphin_env import DolphinConfig, dolphin_paths_from_env
+    from exphil_pipeline.evaluation.arena import dolphin_tables
+
     missing = [name for name in ("EXPHIL_DOLPHIN", "EXPHIL_ISO") if not os.environ.get(name)]
     if missing:
         typer.echo(
@@ -375,13 +518,18 @@ def _refuse_dolphin_arena() -> None:
             "Dolphin executable and EXPHIL_ISO to a Melee 1.02 NTSC ISO, or use --env simulator",
             err=True,
         )
-    else:
-        typer.echo(
-            "error: no Dolphin environment is built into this version of exphil "
-            "(exphil_pipeline.environments has the simulator only); use --env simulator",
-            err=True,
-        )
-    raise typer.Exit(2)
+        raise typer.Exit(2)
+    dolphin, iso = dolphin_paths_from_env()
+    absent = [
+        f"{name}={path}"
+        for name, path in (("EXPHIL_DOLPHIN", dolphin), ("EXPHIL_ISO", iso))
+        if not Path(path).exists()
+    ]
+    if absent:
+        typer.echo(f"error: no such file: {', '.join(absent)}", err=True)
+        raise typer.Exit(2)
+    home = DataLayout.from_env().home / "dolphin"
+    return dolphin_tables(DolphinConfig(dolphin=dolphin, iso=iso, home=str(home)))
 
 
 @app.command()

@@ -10,9 +10,10 @@ from assets.distillation import soft_labels, student
 from assets.ingestion import ingest_replay_batch, raw_replays
 from assets.ladder import ladder
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
+from assets.rl_teacher import rl_teacher
 from assets.teacher import teacher
 from assets.training_set import training_set
-from exphil_pipeline.orchestration.jobs import ingest_job, train_job
+from exphil_pipeline.orchestration.jobs import ingest_job, reinforce_job, train_job
 from exphil_pipeline.orchestration.resources import ExphilStorage, ReplayLibrary
 from exphil_pipeline.orchestration.sensors import replay_batch_sensor
 from exphil_pipeline.storage.layout import REPLAYS_ENV, DataLayout
@@ -26,6 +27,7 @@ def build_definitions() -> Definitions:
             ingest_replay_batch,
             training_set,
             teacher,
+            rl_teacher,
             soft_labels,
             student,
             policy_onnx,
@@ -33,7 +35,7 @@ def build_definitions() -> Definitions:
             evaluation,
             ladder,
         ],
-        jobs=[ingest_job, train_job],
+        jobs=[ingest_job, train_job, reinforce_job],
         sensors=[replay_batch_sensor],
         resources={
             "storage": ExphilStorage(home=str(DataLayout.from_env().home)),

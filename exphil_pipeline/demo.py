@@ -83,23 +83,29 @@ class DemoSizes:
 def train_on_instance(layout: DataLayout, sizes: DemoSizes) -> Any:
     """Run the ``train_policy`` job for experiment ``demo`` on the instance the UI reads (so
     the run shows there)."""
+    return run_train_job(layout, DEMO_EXPERIMENT, sizes.run_config())
+
+
+def run_train_job(layout: DataLayout, experiment: str, run_config: dict[str, Any]) -> Any:
+    """Run the ``train_policy`` job for ``experiment`` (added as a partition if new) on the
+    shared instance, so the run shows in the UI; failures are in the result, not raised."""
     from exphil_pipeline.definitions import build_definitions
     from exphil_pipeline.orchestration.instance import ensure_partition, shared_instance
     from exphil_pipeline.orchestration.partitions import experiments
 
     instance = shared_instance(layout)
-    ensure_partition(instance, experiments, DEMO_EXPERIMENT)
+    ensure_partition(instance, experiments, experiment)
     job = build_definitions().resolve_job_def(TRAIN_JOB_NAME)
     return job.execute_in_process(
         instance=instance,
-        partition_key=DEMO_EXPERIMENT,
-        run_config=sizes.run_config(),
+        partition_key=experiment,
+        run_config=run_config,
         raise_on_error=False,
     )
 
 
-def artifact_paths(layout: DataLayout) -> dict[str, Path]:
-    experiment = layout.experiment(DEMO_EXPERIMENT)
+def artifact_paths(layout: DataLayout, name: str = DEMO_EXPERIMENT) -> dict[str, Path]:
+    experiment = layout.experiment(name)
     return {
         "training_set": experiment.training_set,
         "teacher": experiment.teacher_best,

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -48,6 +49,11 @@ class SoftLabelsConfig(Config):
 
     temperature: float = Field(default=2.0, gt=0, description="Distillation temperature T.")
     lanes: int = Field(default=64, ge=1, description="Episodes run side by side.")
+    teacher: Literal["imitation", "rl"] = Field(
+        default="imitation",
+        description="Which teacher to distil: the imitation teacher, or the RL teacher "
+        "(materialize rl_teacher first).",
+    )
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class SoftLabelsManifest:
     head_classes: tuple[int, ...]
     shards: dict[str, tuple[str, ...]]
     frames: int
+    teacher_kind: str = "imitation"
+    """Which of the experiment's teachers: ``imitation`` or ``rl``."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -73,6 +81,7 @@ class SoftLabelsManifest:
             head_classes=tuple(data["head_classes"]),
             shards={split: tuple(names) for split, names in data["shards"].items()},
             frames=int(data["frames"]),
+            teacher_kind=data.get("teacher_kind", "imitation"),
         )
 
 
@@ -101,6 +110,12 @@ class SoftLabels:
         return [np.load(self.path / name, mmap_mode="r") for name in self.manifest.shards[split]]
 
 
+def distilled_teacher(experiment: ExperimentPaths) -> TeacherCheckpoint:
+    """The teacher whose soft labels the experiment's student learns from."""
+    kind = SoftLabels.of(experiment).manifest.teacher_kind
+    return TeacherCheckpoint.load(experiment.teacher_checkpoint(kind))
+
+
 @dataclass
 class SoftLabelResult:
     folder: Path
@@ -116,7 +131,7 @@ def build_soft_labels(
 ) -> SoftLabelResult:
     """Write the teacher's distributions at the temperature for every training-set frame."""
     began = time.perf_counter()
-    teacher = TeacherCheckpoint.best(experiment)
+    teacher = TeacherCheckpoint.load(experiment.teacher_checkpoint(config.teacher))
     dataset = TrainingSet.of(experiment)
     shards: dict[str, tuple[str, ...]] = {}
     frames = 0
@@ -145,6 +160,7 @@ def build_soft_labels(
             head_classes=tuple(CONTROLLER_SPEC.head_classes),
             shards=shards,
             frames=frames,
+            teacher_kind=config.teacher,
         )
         (building / SOFT_MANIFEST).write_text(manifest.to_json())
     return SoftLabelResult(

@@ -19,12 +19,11 @@ from pydantic import Field, field_validator
 from torch.nn import functional as F
 
 from exphil_pipeline.distillation.labelled_frames import FrameSplit, frame_split
-from exphil_pipeline.distillation.soft_labels import HEAD_SLICES, SoftLabels
+from exphil_pipeline.distillation.soft_labels import HEAD_SLICES, SoftLabels, distilled_teacher
 from exphil_pipeline.storage.atomic import atomic_path
 from exphil_pipeline.storage.layout import ExperimentPaths
 from exphil_pipeline.training.policy_contract import PolicyContract
 from exphil_pipeline.training.previous_input_noise import shuffle_previous_input
-from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 from exphil_pipeline.training.training_set import TrainingSet
 from exphil_pipeline.training.training_set_manifest import TrainingSetManifest
 from models import Policy, PolicyConfig
@@ -215,7 +214,7 @@ def train_student(
 ) -> StudentResult:
     """Train the experiment's student; report its agreement and accuracy on held-out frames."""
     labels = SoftLabels.of(experiment)
-    contract = TeacherCheckpoint.best(experiment).contract
+    contract = distilled_teacher(experiment).contract
     dataset = TrainingSet.of(experiment)
     train_frames = frame_split(dataset, labels, "train")
     if len(train_frames) == 0:

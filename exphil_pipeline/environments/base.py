@@ -33,6 +33,15 @@ class GameResult:
     void: bool = False  # the game could not be played out (a backend died); not rated
 
 
+def winner_of(stocks: tuple[int, int], percent: tuple[float, float]) -> int:
+    """Melee's rule at a game's end: more stocks wins, then lower percent; else a draw (-1)."""
+    if stocks[0] != stocks[1]:
+        return 0 if stocks[0] > stocks[1] else 1
+    if percent[0] != percent[1]:
+        return 0 if percent[0] < percent[1] else 1
+    return -1
+
+
 @dataclass
 class StepOutput:
     features: np.ndarray  # float32[N, 2, D]: each game embedded for port 1 and for port 2

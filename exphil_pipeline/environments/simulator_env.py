@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exphil_pipeline.environments.base import GameResult, StepOutput
+from exphil_pipeline.environments.base import GameResult, StepOutput, winner_of
 from exphil_pipeline.environments.observations import embed_state, gamestate
 from exphil_pipeline.simulator import engine
 from exphil_pipeline.simulator.engine_state import EngineState, new_games
@@ -78,6 +78,9 @@ class SimulatorEnvironment:
         self._rng = np.random.default_rng(0)
         self._records: list[FrameRecord] = []  # every frame since the oldest game in play began
         self._first_record = np.zeros(0, dtype=np.int64)  # per game: its first frame's record
+        self.ended: EngineState | None = None
+        """After a step: the last frame of the games that ended in it (``np.flatnonzero(done)``
+        order), since their rows of ``state`` already hold the next games; None if none ended."""
 
     def _fresh(self, count: int) -> EngineState:
         slots = np.tile(self._slots, (count, 1))
@@ -112,6 +115,7 @@ class SimulatorEnvironment:
         if self.config.replay_dir:
             for result in results:
                 self._save_replay(result.game)
+        self.ended = self.state.take(np.flatnonzero(done)) if done.any() else None
         if done.any():
             self._restart(np.flatnonzero(done))
         features = embed_state(self.state, self.previous, self.config.observe)
@@ -126,12 +130,6 @@ class SimulatorEnvironment:
         s = self.state
         stocks = (int(s.stocks[game, 0]), int(s.stocks[game, 1]))
         percent = (float(s.percent[game, 0]), float(s.percent[game, 1]))
-        if stocks[0] != stocks[1]:
-            winner = 0 if stocks[0] > stocks[1] else 1
-        elif percent[0] != percent[1]:
-            winner = 0 if percent[0] < percent[1] else 1
-        else:
-            winner = -1
         return GameResult(
             game=game,
             seed=int(self._seeds[game]),
@@ -141,7 +139,7 @@ class SimulatorEnvironment:
             percent=percent,
             damage_dealt=(float(s.damage_dealt[game, 0]), float(s.damage_dealt[game, 1])),
             self_destructs=(int(s.self_destructs[game, 0]), int(s.self_destructs[game, 1])),
-            winner=winner,
+            winner=winner_of(stocks, percent),
         )
 
     def _save_replay(self, game: int) -> None:

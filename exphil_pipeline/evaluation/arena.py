@@ -1,10 +1,13 @@
-"""Two players, many simulated games: who wins, by how much, and how fast each decides.
+"""Two players, many games in the simulator or in Dolphin: who wins, by how much, and how fast
+each decides.
 
 Games alternate ports: even-numbered games put player A on port 1, odd-numbered ones on port
 2, so neither player keeps a port's advantage; each player keeps its own character on either
 port. With one character for both, both port halves play in one
 :class:`SimulatorEnvironment` (each player told its port per game); otherwise each half has
-its own environment, characters in port order, run one after the other. Up to ``parallel``
+its own environment, characters in port order, run one after the other. In Dolphin
+(``ArenaConfig.env``) each half always has its own environment, since Melee's CPU is set per
+port (``cpu:LEVEL`` players). Up to ``parallel``
 games are in play at once. Every game slot plays a fixed share of the games and its later
 results are ignored, so stopping once ``games`` results are in does not favour short games.
 
@@ -27,24 +30,32 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+import melee
 import numpy as np
 
-from exphil_pipeline.environments.base import GameResult
+from exphil_pipeline.environments.base import GameEnvironment, GameResult
 from exphil_pipeline.environments.simulator_env import (
     MATCH_FRAMES,
     SimulatorConfig,
     SimulatorEnvironment,
 )
-from exphil_pipeline.evaluation.players import HEADS, Player
+from exphil_pipeline.evaluation.players import HEADS, Player, check_environment
 from exphil_pipeline.simulator.melee_data import SIM_CHARACTERS
 
 Z_95 = 1.959963984540054
 """The standard normal quantile of 0.975: a two-sided 95% interval."""
 FRAMES_PER_SECOND = 60
 DEFAULT_CHARACTERS = ("MEWTWO", "FOX")
+ENVIRONMENTS = ("simulator", "dolphin")
+DOLPHIN_STOCKS = 4
+"""Melee's default rules, which the Dolphin environment plays (its menus do not set them)."""
+
+if TYPE_CHECKING:
+    from exphil_pipeline.environments.dolphin_console import ConsoleFactory
+    from exphil_pipeline.environments.dolphin_env import DolphinConfig
 
 
 def wilson_interval(successes: float, trials: int, z: float = Z_95) -> tuple[float, float]:
@@ -71,9 +82,11 @@ class ArenaConfig:
     """How the arena's games are set up.
 
     characters: player A's and player B's libmelee ``Character`` names; each keeps its own on
-    either port. stage: a simulated stage's libmelee ``Stage`` name. stocks: per player.
-    max_frames: the timer, in frames from the first playable frame (60 per second).
-    parallel: most games in play at once in each half (one numpy engine steps them together).
+    either port. stage: a libmelee ``Stage`` name (in the simulator, a simulated stage).
+    stocks: per player (Dolphin plays Melee's default, 4). max_frames: the timer, in frames
+    from the first playable frame (60 per second). parallel: most games in play at once in
+    each half (one numpy engine steps them together; in Dolphin, one Dolphin each). env:
+    ``simulator`` or ``dolphin``, where the games run.
     """
 
     characters: tuple[str, str] = DEFAULT_CHARACTERS
@@ -81,17 +94,36 @@ class ArenaConfig:
     stocks: int = 4
     max_frames: int = MATCH_FRAMES
     parallel: int = 256
+    env: str = "simulator"
 
     def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"env {self.env!r}: choose one of {ENVIRONMENTS}")
+        if self.parallel < 1:
+            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
+        if self.env == "dolphin":
+            self._check_dolphin()
+            return
         known = [c.name for c in SIM_CHARACTERS]
         unknown = [c for c in self.characters if c not in known]
         if len(self.characters) != 2 or unknown:
             raise ValueError(
                 f"characters {self.characters}: give two of the simulated characters {known}"
             )
-        if self.parallel < 1:
-            raise ValueError(f"parallel must be >= 1, got {self.parallel}")
         self.environment(1, a_port=0)  # validates stage, stocks and max_frames
+
+    def _check_dolphin(self) -> None:
+        unknown = [c for c in self.characters if c not in melee.Character.__members__]
+        if len(self.characters) != 2 or unknown:
+            raise ValueError(f"characters {self.characters}: give two libmelee Character names")
+        if self.stage not in melee.Stage.__members__:
+            raise ValueError(f"stage {self.stage!r} is not a libmelee Stage name")
+        if self.stocks != DOLPHIN_STOCKS:
+            raise ValueError(
+                f"stocks {self.stocks}: Dolphin plays Melee's default {DOLPHIN_STOCKS} stocks"
+            )
+        if not 1 <= self.max_frames <= MATCH_FRAMES:
+            raise ValueError(f"max_frames must be within [1, {MATCH_FRAMES}] (Melee's timer)")
 
     def environment(
         self, games: int, a_port: int, observe: tuple[int, ...] = ()
@@ -202,6 +234,48 @@ def arena_names(player_a: Player, player_b: Player) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
+class Table:
+    """The games of one environment: how many, player A's port in its first game (the
+    characters' order), Melee's CPU level on each port (0: none) and the ports embedded."""
+
+    games: int
+    a_port: int
+    cpu_levels: tuple[int, int]
+    observe: tuple[int, ...]
+
+
+EnvironmentFactory = Callable[[ArenaConfig, Table], GameEnvironment]
+"""Builds the environment that plays a :class:`Table` of an arena run."""
+
+
+def simulator_tables(config: ArenaConfig, table: Table) -> GameEnvironment:
+    return SimulatorEnvironment(config.environment(table.games, table.a_port, table.observe))
+
+
+def dolphin_tables(
+    base: DolphinConfig, consoles: ConsoleFactory | None = None
+) -> EnvironmentFactory:
+    """Dolphin environments with ``base``'s paths, timeouts and options; the arena sets each
+    one's games, characters in port order, stage, timer and CPU levels. ``consoles`` replaces
+    the real Dolphins (tests)."""
+    from exphil_pipeline.environments.dolphin_env import DolphinEnvironment
+
+    def build(config: ArenaConfig, table: Table) -> GameEnvironment:
+        first, second = config.characters if table.a_port == 0 else config.characters[::-1]
+        dolphin = replace(
+            base,
+            games=table.games,
+            characters=(first, second),
+            stage=config.stage,
+            max_frames=config.max_frames,
+            cpu_levels=table.cpu_levels,
+        )
+        return DolphinEnvironment(dolphin, consoles)
+
+    return build
+
+
+@dataclass(frozen=True)
 class _Side:
     """The games of a run with player A on one port: how many, and how many slots play them."""
 
@@ -213,9 +287,10 @@ class _Side:
 def _tables(games: int, config: ArenaConfig) -> list[list[_Side]]:
     """The environments to run and the sides each holds. With one character for both players
     both sides share one environment (the engine's cost per frame hardly grows with the
-    number of games); otherwise each side needs its own characters in port order."""
+    number of games); otherwise, or in Dolphin, each side needs its own characters and CPU
+    levels in port order."""
     counts = ((games + 1) // 2, games // 2)
-    if config.characters[0] == config.characters[1]:
+    if config.env == "simulator" and config.characters[0] == config.characters[1]:
         share = (max(1, (config.parallel + 1) // 2), max(1, config.parallel // 2))
         sides = [_Side(port, counts[port], min(share[port], counts[port])) for port in (0, 1)]
         return [[side for side in sides if side.count]]
@@ -233,17 +308,31 @@ def play_arena(
     config: ArenaConfig,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    environments: EnvironmentFactory | None = None,
 ) -> ArenaReport:
-    """Play ``games`` games between A and B in the simulator, alternating ports (see the module
-    docstring); ``progress`` is called with the number of games each time some finish."""
+    """Play ``games`` games between A and B in ``config.env``, alternating ports (see the module
+    docstring); ``progress`` is called with the number of games each time some finish.
+    ``environments`` builds each table's environment: the simulator by default; a Dolphin
+    arena needs :func:`dolphin_tables`. A player that cannot play in ``config.env`` raises
+    ``PlayerSpecError``."""
     if games < 1:
         raise ValueError(f"games must be >= 1, got {games}")
+    for player in (player_a, player_b):
+        check_environment(player, config.env)
+    if environments is None:
+        if config.env != "simulator":
+            raise ValueError(
+                "a Dolphin arena needs environments=dolphin_tables(DolphinConfig(...))"
+            )
+        environments = simulator_tables
     began = time.perf_counter()
     matches: list[Match] = []
     latency: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for index, sides in enumerate(_tables(games, config)):
         table_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
-        matches += _play_table(player_a, player_b, sides, config, table_seed, progress)
+        matches += _play_table(
+            player_a, player_b, sides, config, environments, table_seed, progress
+        )
         latency[0].append(player_a.latencies_us())
         latency[1].append(player_b.latencies_us())
     matches.sort(key=lambda m: m.number)
@@ -260,7 +349,7 @@ def play_arena(
     )
     return ArenaReport(
         games=games,
-        env="simulator",
+        env=config.env,
         config=config,
         seed=seed,
         matches=tuple(matches),
@@ -274,6 +363,7 @@ def _play_table(
     player_b: Player,
     sides: list[_Side],
     config: ArenaConfig,
+    environments: EnvironmentFactory,
     seed: int,
     progress: Callable[[int], None] | None,
 ) -> list[Match]:
@@ -293,7 +383,10 @@ def _play_table(
         observe |= set(a_port.tolist())
     if player_b.reads_features:
         observe |= set((1 - a_port).tolist())
-    env = SimulatorEnvironment(config.environment(slots, int(a_port[0]), tuple(sorted(observe))))
+    first = int(a_port[0])  # Dolphin tables hold one side: A's port is the same in every game
+    levels = (player_a.cpu_level, player_b.cpu_level)
+    table = Table(slots, first, levels if first == 0 else levels[::-1], tuple(sorted(observe)))
+    env = environments(config, table)
     env_seed, seed_a, seed_b = np.random.SeedSequence(seed).generate_state(3)
     features = env.reset(int(env_seed))
     player_a.start(a_port, int(seed_a))

@@ -60,7 +60,7 @@ MATCHES_SCHEMA = pa.schema(
         ("max_frames", pa.int32()),  # the timer, frames from the first playable frame
     ]
 )
-RUN_KINDS = ("arena", "ladder")
+RUN_KINDS = ("arena", "ladder", "rl")
 
 
 def new_run_id(started: datetime) -> str:

@@ -1,14 +1,15 @@
-"""Who plays one side of the arena's games: a scripted level, random inputs, an ONNX artifact
-or a PyTorch teacher, all behind one small interface.
+"""Who plays one side of the arena's games: a scripted level, Melee's CPU, random inputs, an
+ONNX artifact or a PyTorch teacher, all behind one small interface.
 
-A :class:`Player` drives one side of all N games of a
-:class:`~exphil_pipeline.environments.simulator_env.SimulatorEnvironment`: port 1 or port 2 in
-each game (``ports int[N]``, fixed from :meth:`Player.start` on, so the arena can seat it on
-either port in one environment). Every frame it gets its side's features ``float32[N, D]`` and
-the environment itself (scripted players read the engine's state, which is what they were
-written against) and returns its side's controller classes ``uint8[N, heads]``. Games that
-end restart at once; :meth:`Player.reset_games` names them, so per-game memory (held inputs,
-recurrent state, queued actions) starts over.
+A :class:`Player` drives one side of all N games of an environment (the simulator, or Dolphin
+for the players whose ``environments`` name it): port 1 or port 2 in each game (``ports
+int[N]``, fixed from :meth:`Player.start` on, so the arena can seat it on either port in one
+environment). Every frame it gets its side's features ``float32[N, D]`` and the environment
+itself (scripted players read the simulator engine's state, which is what they were written
+against, so they play in the simulator only; ``cpu:LEVEL`` is Melee's own CPU, so Dolphin
+only) and returns its side's controller classes ``uint8[N, heads]``. Games that end restart
+at once; :meth:`Player.reset_games` names them, so per-game memory (held inputs, recurrent
+state, queued actions) starts over.
 
 Policies keep ``runtime.agent``'s timing: one trained with frame delay ``d`` chooses from frame
 ``t``'s state the input of frame ``t + d``; the environment applies an action chosen after
@@ -38,6 +39,7 @@ from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import PREVIOUS_INPUT_COLUMNS
 
 if TYPE_CHECKING:
+    from exphil_pipeline.environments.base import GameEnvironment
     from exphil_pipeline.environments.simulator_env import SimulatorEnvironment
 
 NEUTRAL = CONTROLLER_SPEC.neutral()
@@ -62,6 +64,10 @@ class Player(ABC):
     """Whether :meth:`act` reads the features; the environment embeds only ports that do."""
     character: str | None = None
     """The character it was trained to play, where known (libmelee ``Character`` name)."""
+    environments: tuple[str, ...] = ("simulator", "dolphin")
+    """Where it can play (the arena's ``env`` values)."""
+    cpu_level = 0
+    """Melee's CPU level that plays its port in Dolphin; 0: it plays through its actions."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -79,7 +85,7 @@ class Player(ABC):
     def _start(self, games: int, seed: int) -> None: ...
 
     @abstractmethod
-    def act(self, env: SimulatorEnvironment, features: np.ndarray) -> np.ndarray:
+    def act(self, env: GameEnvironment, features: np.ndarray) -> np.ndarray:
         """This frame's classes ``uint8[N, heads]`` for its side, given that side's features
         ``float32[N, D]`` and the environment they came from."""
 
@@ -102,6 +108,8 @@ class ScriptedPlayer(Player):
     """``scripted:LEVEL``: the simulator's scripted player at one of ``LEVELS``
     (``exphil_pipeline.simulator.scripted_players`` documents how each level falls short)."""
 
+    environments = ("simulator",)
+
     def __init__(self, level: int) -> None:
         if level not in LEVELS:
             raise PlayerSpecError(
@@ -115,7 +123,7 @@ class ScriptedPlayer(Player):
         # Both ports at this level; the opponent's port's inputs are computed and dropped.
         self._script = ScriptedPlayers(np.full((games, 2), self.level), seed)
 
-    def act(self, env: SimulatorEnvironment, features: np.ndarray) -> np.ndarray:
+    def act(self, env: SimulatorEnvironment, features: np.ndarray) -> np.ndarray:  # type: ignore[override]
         began = time.perf_counter()
         both = self._script.inputs(env.state, env.tables).to_classes()
         classes = both[self._rows, self._ports]
@@ -124,6 +132,27 @@ class ScriptedPlayer(Player):
 
     def reset_games(self, games: np.ndarray) -> None:
         self._script.reset_games(games)
+
+
+class CpuPlayer(Player):
+    """``cpu:LEVEL``: Melee's built-in CPU at level 1-9, in Dolphin only. The environment sets
+    the level on the character select screen and sends its port nothing; :meth:`act` returns
+    neutral inputs that the environment drops."""
+
+    environments = ("dolphin",)
+
+    def __init__(self, level: int) -> None:
+        super().__init__(f"cpu:{level}")
+        self.cpu_level = level
+
+    def _start(self, games: int, seed: int) -> None:
+        self._neutral = np.tile(NEUTRAL, (games, 1))
+
+    def act(self, env: GameEnvironment, features: np.ndarray) -> np.ndarray:
+        return self._neutral
+
+    def reset_games(self, games: np.ndarray) -> None:
+        """Nothing to forget: Melee's CPU keeps its own state."""
 
 
 class RandomPlayer(Player):
@@ -138,7 +167,7 @@ class RandomPlayer(Player):
     def _start(self, games: int, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
 
-    def act(self, env: SimulatorEnvironment, features: np.ndarray) -> np.ndarray:
+    def act(self, env: GameEnvironment, features: np.ndarray) -> np.ndarray:
         began = time.perf_counter()
         classes = random_inputs(len(self._rows), self._rng).to_classes()[self._rows, self._ports]
         self._record_batch(began, len(classes))
@@ -146,6 +175,32 @@ class RandomPlayer(Player):
 
     def reset_games(self, games: np.ndarray) -> None:
         """Nothing to forget: every frame is drawn afresh."""
+
+
+class DelayedInputs:
+    """A policy's choices on their way to the controller, for N games: a choice made after
+    frame ``t`` is sent ``hold_frames(frame_delay)`` frames later (neutral until then and at
+    each game's start). ``chosen`` is the last choice, the policy's "previous input"."""
+
+    def __init__(self, frame_delay: int, games: int) -> None:
+        self.hold = hold_frames(frame_delay)
+        self.chosen = np.tile(NEUTRAL, (games, 1))
+        self._queue = np.tile(NEUTRAL, (self.hold, games, 1))
+
+    def push(self, chosen: np.ndarray) -> np.ndarray:
+        """Record this frame's choices ``uint8[N, heads]``; returns the inputs to send now."""
+        self.chosen = chosen
+        if not self.hold:
+            return chosen
+        send = self._queue[0].copy()
+        self._queue[:-1] = self._queue[1:]
+        self._queue[-1] = chosen
+        return send
+
+    def reset(self, games: np.ndarray) -> None:
+        """The games at indices ``games`` restarted."""
+        self.chosen[games] = NEUTRAL
+        self._queue[:, games] = NEUTRAL
 
 
 class PolicyPlayer(Player):
@@ -158,12 +213,10 @@ class PolicyPlayer(Player):
         super().__init__(name)
         self.frame_delay = frame_delay
         self.temperature = temperature
-        self.hold = hold_frames(frame_delay)
 
     def _start(self, games: int, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
-        self._chosen = np.tile(NEUTRAL, (games, 1))
-        self._queue = np.tile(NEUTRAL, (self.hold, games, 1))
+        self._inputs = DelayedInputs(self.frame_delay, games)
         self._load(games)
 
     @abstractmethod
@@ -178,21 +231,14 @@ class PolicyPlayer(Player):
     def _forget(self, games: np.ndarray) -> None:
         """Zero the network state of ``games``."""
 
-    def act(self, env: SimulatorEnvironment, features: np.ndarray) -> np.ndarray:
+    def act(self, env: GameEnvironment, features: np.ndarray) -> np.ndarray:
         rows = np.array(features, dtype=np.float32)
-        rows[:, PREVIOUS_INPUT_COLUMNS] = self._chosen
+        rows[:, PREVIOUS_INPUT_COLUMNS] = self._inputs.chosen
         uniforms = self._rng.random((len(rows), HEADS), dtype=np.float32)
-        self._chosen = self._choose(rows, uniforms)
-        if not self.hold:
-            return self._chosen
-        send = self._queue[0].copy()
-        self._queue[:-1] = self._queue[1:]
-        self._queue[-1] = self._chosen
-        return send
+        return self._inputs.push(self._choose(rows, uniforms))
 
     def reset_games(self, games: np.ndarray) -> None:
-        self._chosen[games] = NEUTRAL
-        self._queue[:, games] = NEUTRAL
+        self._inputs.reset(games)
         self._forget(games)
 
 
@@ -311,18 +357,38 @@ class TeacherPlayer(PolicyPlayer):
             tensor.index_fill_(axis, index, 0.0)
 
 
-def parse_player(spec: str, layout: DataLayout) -> Player:
-    """The player a command-line spec names (``SPECS`` lists them); a mirror match is the same
-    spec twice, which builds two independent players."""
+def check_environment(player: Player, env: str) -> None:
+    """PlayerSpecError unless ``player`` can play in environment ``env``."""
+    if env in player.environments:
+        return
+    if isinstance(player, CpuPlayer):
+        raise PlayerSpecError(
+            f"player {player.name!r} is Melee's built-in CPU, which only Dolphin runs "
+            "(--env dolphin); in the simulator use scripted:LEVEL (0-3)"
+        )
+    if isinstance(player, ScriptedPlayer):
+        raise PlayerSpecError(
+            f"player {player.name!r} reads the simulator's engine state, which Dolphin does not "
+            "have; in Dolphin use cpu:LEVEL (1-9), Melee's built-in CPU"
+        )
+    raise PlayerSpecError(f"player {player.name!r} cannot play in {env}")
+
+
+def parse_player(spec: str, layout: DataLayout, env: str = "simulator") -> Player:
+    """The player a command-line spec names (``SPECS`` lists them) for environment ``env``
+    (``simulator`` or ``dolphin``); a mirror match is the same spec twice, which builds two
+    independent players."""
+    player = _build_player(spec, layout)
+    check_environment(player, env)
+    return player
+
+
+def _build_player(spec: str, layout: DataLayout) -> Player:
     kind, _, argument = spec.partition(":")
     if kind == "scripted":
         return ScriptedPlayer(_level(spec, argument))
     if kind == "cpu":
-        _level(spec, argument, allowed=range(1, 10))
-        raise PlayerSpecError(
-            f"player {spec!r} is Melee's built-in CPU, which only Dolphin runs (--env dolphin); "
-            "in the simulator use scripted:LEVEL (0-3)"
-        )
+        return CpuPlayer(_level(spec, argument, allowed=range(1, 10)))
     if spec == "random":
         return RandomPlayer()
     path = Path(spec)

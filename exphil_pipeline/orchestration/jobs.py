@@ -26,3 +26,14 @@ train_job = define_asset_job(
     description="From the frames tables to a gated INT8 policy: training set, teacher, soft "
     "labels, student, FP32 and INT8 ONNX artifacts, evaluation.",
 )
+
+REINFORCE_JOB_NAME = "reinforce_policy"
+
+reinforce_job = define_asset_job(
+    REINFORCE_JOB_NAME,
+    selection=AssetSelection.assets(
+        "rl_teacher", "soft_labels", "student", "policy_onnx", "policy_int8", "evaluation"
+    ),
+    description="From a trained imitation teacher to a gated INT8 policy through reinforcement "
+    "learning: RL teacher, then distillation (soft_labels with teacher: rl), export, evaluation.",
+)

@@ -7,6 +7,13 @@ query it while ingestion runs.
 ``frames`` and ``items`` show only the games their batch's ``games`` table lists (a semi-join on
 batch and game id): the games table is written last, so frames of a run still in progress, or
 of one that was killed, stay invisible until the batch is published whole.
+
+``curated_games`` is every published game with ``used`` and, when not used, the ``reason``:
+the decisions of :func:`exphil_pipeline.training.training_set.curate` (the code
+``build_training_set`` runs) under the default :class:`TrainingSetConfig` (target characters,
+humans only, legal stages, ...). They are computed when the catalog is built (after every
+ingest), kept in the table ``curation_decisions`` and joined to ``games`` by the view. An
+experiment's own choices are in its training set's ``manifest.json`` (``games_skipped``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from exphil_pipeline.replays.frame_tables import FRAMES_SCHEMA, ITEMS_SCHEMA
 from exphil_pipeline.replays.games_table import GAMES_SCHEMA
 from exphil_pipeline.storage.atomic import atomic_path
 from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.training_set import curate, read_games
+from exphil_pipeline.training.training_set_config import TrainingSetConfig
 from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES, INTERNAL_CHARACTER_NAMES, STAGE_NAMES
 
 TABLE_SCHEMAS: dict[str, pa.Schema] = {
@@ -43,8 +52,8 @@ def _lookup(con: duckdb.DuckDBPyConnection, name: str, rows: dict[int, str]) -> 
 
 
 def build_catalog(layout: DataLayout) -> Path:
-    """(Re)build ``exphil.duckdb`` with views ``games``, ``frames``, ``items``, ``matches``
-    and lookups."""
+    """(Re)build ``exphil.duckdb`` with views ``games``, ``frames``, ``items``, ``matches``,
+    ``curated_games`` and lookups."""
     with atomic_path(layout.duckdb_path) as tmp:
         con = duckdb.connect(str(tmp))
         try:
@@ -66,6 +75,7 @@ def build_catalog(layout: DataLayout) -> Path:
             _lookup(con, "external_characters", EXTERNAL_CHARACTER_NAMES)
             _lookup(con, "stages", STAGE_NAMES)
             _matches_view(con, layout)
+            _curated_games_view(con, layout)
         finally:
             con.close()
     return layout.duckdb_path
@@ -81,6 +91,23 @@ def _matches_view(con: duckdb.DuckDBPyConnection, layout: DataLayout) -> None:
         )
     else:
         con.from_arrow(MATCHES_SCHEMA.empty_table()).create("matches")
+
+
+def _curated_games_view(con: duckdb.DuckDBPyConnection, layout: DataLayout) -> None:
+    decisions = curate(read_games(layout), TrainingSetConfig()).decisions
+    table = pa.table(
+        {
+            "batch": pa.array([d.batch for d in decisions], pa.string()),
+            "game_id": pa.array([d.game_id for d in decisions], pa.string()),
+            "used": pa.array([d.used for d in decisions], pa.bool_()),
+            "reason": pa.array([d.reason for d in decisions], pa.string()),
+        }
+    )
+    con.from_arrow(table).create("curation_decisions")
+    con.execute(
+        "CREATE VIEW curated_games AS SELECT d.used, d.reason, g.* "
+        "FROM curation_decisions d JOIN games g USING (batch, game_id) ORDER BY game_id"
+    )
 
 
 def connect_readonly(layout: DataLayout) -> duckdb.DuckDBPyConnection:

@@ -138,17 +138,46 @@ def settled_frame_order(frame_ids: np.ndarray) -> np.ndarray:
     return (len(frame_ids) - 1 - first_in_reversed).astype(np.int64)
 
 
-def _leaves(array: pa.Array, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], pa.Array]:
-    """Every leaf array of a nested struct by field path, each struct flattened once.
+def _source_tree(columns: tuple[Column, ...]) -> dict[str, dict]:
+    """The peppi field paths ``columns`` read, as a tree (an empty dict marks a leaf)."""
+    tree: dict[str, dict] = {}
+    for column in columns:
+        node = tree
+        for name in column.source:
+            node = node.setdefault(name, {})
+    return tree
+
+
+_STATE_SOURCES = _source_tree(STATE_COLUMNS)
+_ITEM_SOURCES = _source_tree(ITEM_COLUMNS)
+
+
+def _children(array: pa.StructArray) -> list[pa.Array]:
+    """A struct's child arrays, carrying the struct's own nulls.
 
     ``StructArray.flatten`` merges the parent's validity into its children, so a null slot
-    (a player absent on that frame) yields null leaves rather than stale values.
+    (a player absent on that frame) yields null leaves rather than stale values; a struct
+    without nulls has nothing to merge, and its children are taken as they are (cheaper).
     """
-    if not pa.types.is_struct(array.type):
+    if array.null_count:
+        return array.flatten()
+    return [array.field(i) for i in range(array.type.num_fields)]
+
+
+def _leaves(
+    array: pa.Array, wanted: dict[str, dict], prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], pa.Array]:
+    """The ``wanted`` leaf arrays of a nested struct by field path; the many peppi fields no
+    column stores are never touched."""
+    if not wanted:
         return {prefix: array}
+    merged = array.flatten() if array.null_count else None  # see _children
     leaves: dict[tuple[str, ...], pa.Array] = {}
-    for field, child in zip(array.type, array.flatten(), strict=True):
-        leaves.update(_leaves(child, (*prefix, field.name)))
+    for name, below in wanted.items():
+        index = array.type.get_field_index(name)
+        if index >= 0:
+            child = array.field(index) if merged is None else merged[index]
+            leaves.update(_leaves(child, below, (*prefix, name)))
     return leaves
 
 
@@ -161,9 +190,7 @@ def _repeated_string(value: str, length: int) -> pa.Array:
     )
 
 
-def _cast(array: pa.Array | None, column: Column, length: int) -> pa.Array:
-    if array is None:
-        return pa.nulls(length, column.type)
+def _cast(array: pa.Array, column: Column) -> pa.Array:
     if column.name == "facing" and pa.types.is_floating(array.type):
         return pc.cast(pc.sign(array), pa.int8())
     if pa.types.is_boolean(column.type) and not pa.types.is_boolean(array.type):
@@ -171,31 +198,14 @@ def _cast(array: pa.Array | None, column: Column, length: int) -> pa.Array:
     return array if array.type == column.type else pc.cast(array, column.type)
 
 
-def _slot_table(
-    game_id: str,
-    frames: pa.Array,
-    port: int,
-    is_follower: bool,
-    slot: pa.StructArray,
-    order: pa.Array | None,
-) -> pa.Table:
-    # Taking rows from flat leaves is far cheaper than from the nested struct.
-    def settle(array: pa.Array) -> pa.Array:
-        return array if order is None else array.take(order)
-
-    length = len(frames)
-    leaves = _leaves(slot)
-    columns: dict[str, pa.Array] = {
-        "game_id": _repeated_string(game_id, length),
-        "frame": frames,
-        "port": pa.array(np.full(length, port, dtype=np.uint8)),
-        "is_follower": pa.array(np.full(length, is_follower)),
-        "present": settle(slot.is_valid()),
-    }
-    for column in STATE_COLUMNS:
-        leaf = leaves.get(column.source)
-        columns[column.name] = _cast(None if leaf is None else settle(leaf), column, length)
-    return pa.table(columns, schema=FRAMES_SCHEMA)
+def _stored(chunks: list[pa.Array | None], column: Column, length: int) -> pa.Array:
+    """One stored column, in one chunk, from its source array in each slot (None where a slot
+    lacks the field; ``length`` rows per slot)."""
+    present = [chunk for chunk in chunks if chunk is not None]
+    if not present:
+        return pa.nulls(length * len(chunks), column.type)
+    filled = [pa.nulls(length, present[0].type) if c is None else c for c in chunks]
+    return _cast(filled[0] if len(filled) == 1 else pa.concat_arrays(filled), column)
 
 
 def _settle_order(peppi_frames: pa.StructArray) -> pa.Array | None:
@@ -204,6 +214,17 @@ def _settle_order(peppi_frames: pa.StructArray) -> pa.Array | None:
     if len(ids) < 2 or bool(np.all(np.diff(ids) == 1)):
         return None
     return pa.array(settled_frame_order(ids))
+
+
+def _slots(ports: pa.StructArray) -> list[tuple[int, bool, pa.Array]]:
+    """Every character slot of the game: (port 1-4, is_follower, its struct array)."""
+    found = []
+    for port_field, port_data in zip(ports.type, _children(ports), strict=True):
+        port = int(port_field.name.removeprefix("P"))
+        for slot_field, slot in zip(port_data.type, _children(port_data), strict=True):
+            if slot_field.name in ("leader", "follower"):
+                found.append((port, slot_field.name == "follower", slot))
+    return found
 
 
 def frames_table(
@@ -216,25 +237,42 @@ def frames_table(
     ``slot_updates`` (replays before Slippi 3.0) holds the frame ids each slot's updates name;
     a slot with gaps is moved back onto those frames (see
     :mod:`exphil_pipeline.replays.slot_frames`).
+
+    Each column is built once for the whole game (slots one after another), straight from
+    peppi's leaf arrays: no per-slot tables, and one chunk per column for the writer.
     """
     order = _settle_order(peppi_frames)
     frame_ids = peppi_frames.field("id")
     frame_ids = frame_ids if order is None else frame_ids.take(order)
-    ports = peppi_frames.field("ports")
-    tables = []
-    for port_field, port_data in zip(ports.type, ports.flatten(), strict=True):
-        port_number = int(port_field.name.removeprefix("P"))
-        for slot_field, slot in zip(port_data.type, port_data.flatten(), strict=True):
-            if slot_field.name in ("leader", "follower"):
-                is_follower = slot_field.name == "follower"
-                updates = (slot_updates or {}).get((port_number, is_follower))
-                rows = None if updates is None else realignment(frame_ids.to_numpy(), updates)
-                if rows is not None:
-                    slot = slot.take(pa.array(rows, mask=rows < 0))
-                tables.append(
-                    _slot_table(game_id, frame_ids, port_number, is_follower, slot, order)
-                )
-    return pa.concat_tables(tables) if tables else FRAMES_SCHEMA.empty_table()
+    slots = _slots(peppi_frames.field("ports"))
+    if not slots:
+        return FRAMES_SCHEMA.empty_table()
+    length = len(frame_ids)
+    presence: list[pa.Array] = []
+    slot_leaves: list[dict[tuple[str, ...], pa.Array]] = []
+    for port, is_follower, slot in slots:
+        updates = (slot_updates or {}).get((port, is_follower))
+        rows = None if updates is None else realignment(frame_ids.to_numpy(), updates)
+        if rows is not None:
+            slot = slot.take(pa.array(rows, mask=rows < 0))
+        # Taking rows from flat leaves is far cheaper than from the nested struct.
+        leaves = _leaves(slot, _STATE_SOURCES)
+        if order is not None:
+            leaves = {path: leaf.take(order) for path, leaf in leaves.items()}
+        presence.append(slot.is_valid() if order is None else slot.is_valid().take(order))
+        slot_leaves.append(leaves)
+    total = length * len(slots)
+    keys = [
+        _repeated_string(game_id, total),
+        pa.array(np.tile(frame_ids.to_numpy(), len(slots)), pa.int32()),
+        pa.array(np.repeat(np.array([p for p, _, _ in slots], dtype=np.uint8), length)),
+        pa.array(np.repeat(np.array([f for _, f, _ in slots]), length)),
+        pa.concat_arrays(presence),
+    ]
+    state = [
+        _stored([leaves.get(c.source) for leaves in slot_leaves], c, length) for c in STATE_COLUMNS
+    ]
+    return pa.Table.from_arrays(keys + state, schema=FRAMES_SCHEMA)
 
 
 def items_table(game_id: str, peppi_frames: pa.StructArray) -> pa.Table:
@@ -248,11 +286,10 @@ def items_table(game_id: str, peppi_frames: pa.StructArray) -> pa.Table:
         item_lists, frame_ids = item_lists.take(order), frame_ids.take(order)
     counts = pc.fill_null(pc.list_value_length(item_lists), 0).to_numpy()
     flat = item_lists.flatten()
-    leaves = _leaves(flat) if len(flat) else {}
-    columns: dict[str, pa.Array] = {
-        "game_id": _repeated_string(game_id, len(flat)),
-        "frame": pa.array(np.repeat(frame_ids.to_numpy(), counts), pa.int32()),
-    }
-    for column in ITEM_COLUMNS:
-        columns[column.name] = _cast(leaves.get(column.source), column, len(flat))
-    return pa.table(columns, schema=ITEMS_SCHEMA)
+    leaves = _leaves(flat, _ITEM_SOURCES) if len(flat) else {}
+    keys = [
+        _repeated_string(game_id, len(flat)),
+        pa.array(np.repeat(frame_ids.to_numpy(), counts), pa.int32()),
+    ]
+    values = [_stored([leaves.get(c.source)], c, len(flat)) for c in ITEM_COLUMNS]
+    return pa.Table.from_arrays(keys + values, schema=ITEMS_SCHEMA)

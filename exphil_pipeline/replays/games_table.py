@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runtime.melee_ids import external_character_name, stage_name
 
@@ -49,6 +50,11 @@ GAMES_SCHEMA = pa.schema(
         pa.field("end_method", pa.string()),
         pa.field("end_method_code", pa.int16()),
         pa.field("lras_initiator", pa.uint8()),
+        pa.field("match_id", pa.string()),
+        pa.field("game_number", pa.uint32()),
+        pa.field("tiebreaker_number", pa.uint32()),
+        pa.field("random_seed", pa.uint32()),
+        pa.field("damaged_ports", pa.list_(pa.uint8())),
         pa.field("status", pa.string(), nullable=False),
         pa.field("error", pa.string()),
         pa.field("frames_rows", pa.int64(), nullable=False),
@@ -88,6 +94,15 @@ class GameRecord:
     end_method: str | None = None
     end_method_code: int | None = None
     lras_initiator: int | None = None
+    # Slippi's match id (3.14+, online play): both players' recordings of a game share it,
+    # its game number and tiebreaker number. Offline games have none (null).
+    match_id: str | None = None
+    game_number: int | None = None
+    tiebreaker_number: int | None = None
+    # The game's random seed at start: the two recordings of one netplay game share it.
+    random_seed: int | None = None
+    # Ports (1-4) of the players whose percent rose above 0 at some frame.
+    damaged_ports: list[int] | None = None
     frames_rows: int = 0
     items_rows: int = 0
     output_bytes: int = 0
@@ -133,6 +148,12 @@ def describe_start(record: GameRecord, start: dict[str, Any], metadata: dict[str
     record.is_pal = start.get("is_pal")
     record.played_on = metadata.get("playedOn")
     record.players = player_rows(start)
+    record.random_seed = start.get("random_seed")
+    match = start.get("match") or {}
+    if match.get("id"):
+        record.match_id = match["id"]
+        record.game_number = match.get("game")
+        record.tiebreaker_number = match.get("tiebreaker")
 
 
 def _start_time(record: GameRecord, started: object) -> datetime | None:
@@ -159,6 +180,12 @@ def describe_end(record: GameRecord, end: dict[str, Any] | None, raw_code: int |
         record.end_method = method.upper() if method else None
     initiator = (end or {}).get("lras_initiator")
     record.lras_initiator = _port_number(initiator) if initiator is not None else None
+
+
+def damaged_ports(frames: pa.Table) -> list[int]:
+    """Ports (1-4) of the players (not Nana) whose percent rose above 0 in ``frames``."""
+    hurt = pc.and_(pc.invert(frames.column("is_follower")), pc.greater(frames.column("percent"), 0))
+    return sorted(pc.unique(frames.column("port").filter(hurt)).to_pylist())
 
 
 def games_table(records: list[GameRecord]) -> pa.Table:

@@ -69,12 +69,17 @@ def _peppi(
     return game.start, game.end, game.metadata or {}, game.frames
 
 
-def read_replay(path: Path) -> ParsedReplay:
-    """Parse ``path``; raises :class:`ReplayRejectedError` with a reason if it cannot."""
+def read_replay(path: Path, data: bytes | None = None) -> ParsedReplay:
+    """Parse ``path`` (whose bytes are ``data``, when the caller has read them already);
+    raises :class:`ReplayRejectedError` with a reason if it cannot."""
+
+    def read_bytes() -> bytes:
+        return path.read_bytes() if data is None else data
+
     try:
         start, end, metadata, frames = _peppi(str(path))
         parsed = ParsedReplay(start, end, metadata, frames)
-        _locate_slot_updates(parsed, path.read_bytes)
+        _locate_slot_updates(parsed, read_bytes)
         return parsed
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -82,7 +87,7 @@ def read_replay(path: Path) -> ParsedReplay:
         first_error = _describe(error)
 
     try:
-        repair = repair_replay_bytes(path.read_bytes())
+        repair = repair_replay_bytes(read_bytes())
     except NotAReplayError as error:
         raise ReplayRejectedError(f"{error} (peppi: {first_error})") from None
     fd, tmp = tempfile.mkstemp(suffix=".slp")

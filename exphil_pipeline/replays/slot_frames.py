@@ -17,8 +17,51 @@ import numpy as np
 from exphil_pipeline.replays.repair import event_sizes
 from exphil_pipeline.replays.slippi_events import RAW_HEADER, Command
 
-# Post-frame update layout: command, frame id (int32), port index, is-follower flag.
-_POST_FRAME_HEAD = struct.Struct(">iBB")
+# Post-frame update layout after the command byte: frame id (int32, big-endian), port index,
+# is-follower flag.
+_FRAME_ID_BYTES = np.arange(1, 5)
+_PORT_BYTE, _FOLLOWER_BYTE = 5, 6
+
+
+def event_starts(raw: np.ndarray, sizes: dict[int, int], first: int) -> np.ndarray:
+    """Offsets of the events a sequential walk from ``first`` visits, in stream order.
+
+    The walk steps over each event by its declared size and stops before an unknown command
+    or an event that runs past the end, and after Game End. Walking byte by byte in Python is
+    slow, so it is done in bulk: every byte holding a command that fits is a candidate event,
+    each candidate's successor is known from its size, and the successor chain from ``first``
+    is unrolled by pointer doubling (``log2`` passes over the candidates).
+    """
+    size_of = np.full(256, -1, dtype=np.int64)
+    for command, size in sizes.items():
+        size_of[command] = size
+    # Bytes within the declared commands' range (two cheap passes over the stream), less the
+    # undeclared commands among them (size -1) and events running past the end.
+    low, high = min(sizes), max(sizes)
+    offsets = np.subtract(raw[first:], np.uint8(low))
+    candidates = np.flatnonzero(offsets <= high - low) + first
+    ends = candidates + 1 + size_of[raw[candidates]]
+    candidates = candidates[(ends > candidates) & (ends <= len(raw))]
+    if len(candidates) == 0 or candidates[0] != first:
+        return candidates[:0]
+    ends = candidates + 1 + size_of[raw[candidates]]
+    stop = len(candidates)  # the chain's end: a node that leads to itself
+    successor = np.searchsorted(candidates, ends)
+    lands = successor < stop
+    lands[lands] = candidates[successor[lands]] == ends[lands]
+    successor[~lands | (raw[candidates] == Command.GAME_END)] = stop
+    successor = np.append(successor, stop)
+    # ``visited`` holds the chain's first 2**k events (in order), ``jump`` leaps 2**k ahead.
+    visited = np.zeros(1, dtype=np.int64)
+    jump = successor
+    while True:
+        reached = jump[visited]
+        reached = reached[reached != stop]
+        if len(reached) == 0:
+            break
+        visited = np.concatenate([visited, reached])
+        jump = jump[jump]
+    return candidates[visited]
 
 
 def post_frame_ids(data: bytes) -> dict[tuple[int, bool], np.ndarray]:
@@ -26,21 +69,17 @@ def post_frame_ids(data: bytes) -> dict[tuple[int, bool], np.ndarray]:
     length = struct.unpack_from(">i", data, len(RAW_HEADER))[0]
     start = len(RAW_HEADER) + 4
     end = start + length if 0 < length <= len(data) - start else len(data)
-    raw = memoryview(data)[start:end]
-    sizes, offset = event_sizes(raw)
-    found: dict[tuple[int, bool], list[int]] = {}
-    while offset < len(raw):
-        command = raw[offset]
-        size = sizes.get(command)
-        if size is None or offset + 1 + size > len(raw):
-            break
-        if command == Command.POST_FRAME:
-            frame, port_index, follower = _POST_FRAME_HEAD.unpack_from(raw, offset + 1)
-            found.setdefault((port_index + 1, bool(follower)), []).append(frame)
-        elif command == Command.GAME_END:
-            break
-        offset += 1 + size
-    return {slot: np.asarray(frames, dtype=np.int32) for slot, frames in found.items()}
+    raw = np.frombuffer(data, dtype=np.uint8, count=end - start, offset=start)
+    sizes, first = event_sizes(memoryview(raw))
+    events = event_starts(raw, sizes, first)
+    posts = events[raw[events] == Command.POST_FRAME]
+    frame_bytes = raw[posts[:, None] + _FRAME_ID_BYTES]
+    frames = frame_bytes.view(">i4").ravel().astype(np.int32)
+    slots = (raw[posts + _PORT_BYTE].astype(np.int64) + 1) * 2 + (raw[posts + _FOLLOWER_BYTE] != 0)
+    keys, first_seen = np.unique(slots, return_index=True)
+    return {
+        (int(key) // 2, bool(key % 2)): frames[slots == key] for key in keys[np.argsort(first_seen)]
+    }
 
 
 def realignment(frame_ids: np.ndarray, update_frames: np.ndarray) -> np.ndarray | None:

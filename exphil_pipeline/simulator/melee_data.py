@@ -77,6 +77,15 @@ SIM_CHARACTERS: tuple[Character, ...] = (
 )
 """The simulated characters (libmelee's ``Character``, i.e. Melee's internal ids); a
 character's position here is its character slot."""
+SIMULATED_NAMES = tuple(c.name for c in SIM_CHARACTERS)
+
+
+def check_simulated(field: str, name: str) -> str:
+    """``name`` if the simulator plays that character, else an error naming ``field``."""
+    if name not in SIMULATED_NAMES:
+        raise ValueError(f"{field} {name!r}: the simulator plays {SIMULATED_NAMES}")
+    return name
+
 
 # Approximations of Melee's published character attributes (community frame data, rounded):
 # (full-hop jump speed, short-hop jump speed, initial dash speed, run speed,

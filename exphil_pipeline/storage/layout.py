@@ -154,6 +154,38 @@ class ExperimentPaths:
         return self.teacher / "tensorboard"
 
     @property
+    def rl_teacher(self) -> Path:
+        """The reinforcement-learned teacher: ``best.pt``, ``last.pt`` (teacher format),
+        ``history.json``, ``curves.png``, ``snapshots/`` (self-play opponents)."""
+        return self.home / "rl_teachers" / self.name
+
+    @property
+    def rl_teacher_best(self) -> Path:
+        return self.rl_teacher / "best.pt"
+
+    @property
+    def rl_teacher_last(self) -> Path:
+        return self.rl_teacher / "last.pt"
+
+    @property
+    def rl_teacher_history(self) -> Path:
+        return self.rl_teacher / "history.json"
+
+    @property
+    def rl_teacher_curves(self) -> Path:
+        return self.rl_teacher / "curves.png"
+
+    def rl_snapshot(self, version: int) -> Path:
+        return self.rl_teacher / "snapshots" / f"v{version:06d}.pt"
+
+    def teacher_checkpoint(self, kind: str) -> Path:
+        """The best checkpoint of the ``imitation`` or the ``rl`` teacher."""
+        paths = {"imitation": self.teacher_best, "rl": self.rl_teacher_best}
+        if kind not in paths:
+            raise ValueError(f"teacher {kind!r}: use one of {sorted(paths)}")
+        return paths[kind]
+
+    @property
     def soft_labels(self) -> Path:
         return self.home / "soft_labels" / self.name
 
@@ -182,8 +214,9 @@ class ExperimentPaths:
         return self.artifacts / "teacher_fp32.onnx"
 
     def int8_candidate(self, method: str) -> Path:
-        """The INT8 candidate quantized by ``method`` (``dynamic`` or ``static_qdq``)."""
-        suffix = {"dynamic": "dynamic", "static_qdq": "qdq"}[method]
+        """The INT8 candidate quantized by ``method`` (one of
+        ``exphil_pipeline.artifacts.quantization.METHODS``)."""
+        suffix = {"static_qdq": "qdq"}.get(method, method)
         return self.artifacts / f"policy_int8_{suffix}.onnx"
 
     @property

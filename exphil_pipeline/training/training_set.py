@@ -5,7 +5,8 @@ On disk (``$EXPHIL_HOME/training_sets/<experiment>/``)::
     manifest.json                      spec version + hash, config, counts, shard list
     train/shard-00000.features.npy     float32[n, dim], memory-mappable (np.load(mmap_mode="r"))
     train/shard-00000.targets.npy      uint8[n, heads]
-    train/episodes.parquet             one row per (game, player): shard, start, length, …
+    train/episodes.parquet             one row per (game, player): shard, start, length,
+                                       weight (the config's character_weights, else 1.0), …
     heldout/…                          the same for held-out games
 
 An episode is one player's contiguous run of pairs in one game and never spans shards, so a
@@ -17,15 +18,18 @@ The whole folder is built beside the old one and swapped in, so readers never se
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from exphil_pipeline.replays.games_table import GAMES_SCHEMA
 from exphil_pipeline.storage.atomic import atomic_folder
 from exphil_pipeline.storage.layout import DataLayout, ExperimentPaths
 from exphil_pipeline.training.examples import FIRST_PLAYABLE_FRAME, Examples, GameFrames
@@ -61,63 +65,173 @@ class ChosenPlayer:
     split: str
 
 
+# Why a game is not used; each skipped game counts under the first rule it fails, in this order.
+QUARANTINED = "quarantined"
+NOT_1V1 = "not a 1v1 game"
+CPU_PLAYER = "CPU player"
+STAGE = "stage not in stages"
+OLD_SLIPPI = "Slippi older than min_slippi_version"
+LRAS_QUIT = "quit by LRAS"
+NO_DAMAGE = "a player took no damage"
+DAMAGE_UNKNOWN = "damage not recorded (re-ingest the batch)"
+NO_PLAYER = "no player matches"
+DUPLICATE = "same match as another game"
+
+GAME_COLUMNS = (
+    "game_id",
+    "batch",
+    "source_path",
+    "stage",
+    "stage_name",
+    "status",
+    "slippi_version",
+    "start_time",
+    "frame_count",
+    "players",
+    "end_method",
+    "lras_initiator",
+    "match_id",
+    "game_number",
+    "tiebreaker_number",
+    "random_seed",
+    "damaged_ports",
+)
+
+
+def shorter_than(min_frames: int) -> str:
+    return f"shorter than {min_frames} frames"
+
+
+@dataclass(frozen=True)
+class GameDecision:
+    """Whether a published game is used, and if not the rule that skipped it."""
+
+    batch: str
+    game_id: str
+    reason: str | None
+
+    @property
+    def used(self) -> bool:
+        return self.reason is None
+
+
 @dataclass
 class Selection:
     players: list[ChosenPlayer]
-    games_seen: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
+    decisions: list[GameDecision] = field(default_factory=list)
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    @property
+    def games_seen(self) -> int:
+        return len(self.decisions)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        return dict(Counter(d.reason for d in self.decisions if d.reason is not None))
 
 
-def select_players(layout: DataLayout, config: TrainingSetConfig) -> Selection:
-    """The players to learn from, chosen by character and connect code, never by port."""
-    selection = Selection(players=[])
+def read_games(layout: DataLayout) -> list[dict[str, Any]]:
+    """The published ``games`` rows (by game id) with the columns curation needs; columns
+    a batch ingested by older code lacks read as null."""
     # Published batches only: a batch folder whose first ingest has not finished yet (or was
     # killed) has no games.parquet, and its frames are not published.
     published = sorted(layout.games_dir.glob("batch=*/games.parquet"))
     if not published:
-        return selection
+        return []
+    schema = GAMES_SCHEMA.append(pa.field("batch", pa.string()))
     games = ds.dataset(
         [str(p) for p in published],
+        schema=schema,
         format="parquet",
-        partitioning=ds.partitioning(flavor="hive"),
+        partitioning=ds.partitioning(pa.schema([schema.field("batch")]), flavor="hive"),
         partition_base_dir=str(layout.games_dir),
-    ).to_table(columns=["game_id", "batch", "stage", "status", "frame_count", "players"])
-    for row in sorted(games.to_pylist(), key=lambda r: r["game_id"]):
-        selection.games_seen += 1
-        if row["status"] == "quarantined":
-            selection.skip("quarantined")
-            continue
-        players = row["players"] or []
-        if len(players) != 2:
-            selection.skip("not a 1v1 game")
-            continue
-        if (row["frame_count"] or 0) < config.min_frames:
-            selection.skip(f"shorter than {config.min_frames} frames")
-            continue
-        split = "heldout" if is_heldout(row["game_id"], config.heldout_fraction) else "train"
-        chosen = 0
-        for me, other in ((players[0], players[1]), (players[1], players[0])):
-            mine, theirs = me["character_name"], other["character_name"]
-            if config.wants(mine, me["connect_code"]) and config.opponent_ok(theirs):
-                chosen += 1
-                selection.players.append(
-                    ChosenPlayer(
-                        game_id=row["game_id"],
-                        batch=str(row["batch"]),
-                        stage=row["stage"] or 0,
-                        port=me["port"],
-                        character=mine,
-                        opponent_port=other["port"],
-                        opponent_character=theirs,
-                        split=split,
-                    )
+    ).to_table(columns=list(GAME_COLUMNS))
+    return sorted(games.to_pylist(), key=lambda r: r["game_id"])
+
+
+def game_skip_reason(row: dict[str, Any], config: TrainingSetConfig) -> str | None:
+    """The first game-level rule ``row`` fails, or None (players are matched afterwards)."""
+    players = row["players"] or []
+    if row["status"] == "quarantined":
+        return QUARANTINED
+    if len(players) != 2:
+        return NOT_1V1
+    if not config.allow_cpu and any(p["type"] == "CPU" for p in players):
+        return CPU_PLAYER
+    if not config.stage_ok(row["stage_name"]):
+        return STAGE
+    if not config.version_ok(row["slippi_version"]):
+        return OLD_SLIPPI
+    if (row["frame_count"] or 0) < config.min_frames:
+        return shorter_than(config.min_frames)
+    if not config.keep_lras and row["end_method"] == "NOCONTEST" and row["lras_initiator"]:
+        return LRAS_QUIT
+    if config.require_damage_both:
+        if row["damaged_ports"] is None:
+            return DAMAGE_UNKNOWN
+        if not {p["port"] for p in players} <= set(row["damaged_ports"]):
+            return NO_DAMAGE
+    return None
+
+
+def match_key(row: dict[str, Any]) -> tuple[object, ...] | None:
+    """Equal for two recordings of one game (one by each player); None where a games table
+    written before the random seed was recorded cannot tell games apart (they all pass)."""
+    if row["match_id"]:
+        return ("match", row["match_id"], row["game_number"], row["tiebreaker_number"])
+    if row["random_seed"] is None:
+        return None
+    characters = tuple(sorted((p["port"], p["character"]) for p in row["players"]))
+    return ("start", row["start_time"], characters, row["frame_count"], row["random_seed"])
+
+
+def _chosen_players(row: dict[str, Any], config: TrainingSetConfig) -> list[ChosenPlayer]:
+    players = row["players"]
+    split = "heldout" if is_heldout(row["game_id"], config.heldout_fraction) else "train"
+    chosen = []
+    for me, other in ((players[0], players[1]), (players[1], players[0])):
+        mine, theirs = me["character_name"], other["character_name"]
+        if config.wants(mine, me["connect_code"]) and config.opponent_ok(theirs):
+            chosen.append(
+                ChosenPlayer(
+                    game_id=row["game_id"],
+                    batch=str(row["batch"]),
+                    stage=row["stage"] or 0,
+                    port=me["port"],
+                    character=mine,
+                    opponent_port=other["port"],
+                    opponent_character=theirs,
+                    split=split,
                 )
-        if not chosen:
-            selection.skip("no player matches")
+            )
+    return chosen
+
+
+def curate(rows: list[dict[str, Any]], config: TrainingSetConfig) -> Selection:
+    """Decide every game of ``rows`` (sorted by game id) and choose the players of the used
+    ones. A duplicate recording is only skipped when its twin is used, so the one kept is
+    the used recording with the smallest game id."""
+    selection = Selection(players=[])
+    kept: set[tuple[object, ...]] = set()
+    for row in rows:
+        reason = game_skip_reason(row, config)
+        chosen = _chosen_players(row, config) if reason is None else []
+        if reason is None and not chosen:
+            reason = NO_PLAYER
+        if reason is None and config.dedupe_matches:
+            key = match_key(row)
+            if key is not None:
+                reason = DUPLICATE if key in kept else None
+                kept.add(key)
+        if reason is None:
+            selection.players.extend(chosen)
+        selection.decisions.append(GameDecision(str(row["batch"]), row["game_id"], reason))
     return selection
+
+
+def select_players(layout: DataLayout, config: TrainingSetConfig) -> Selection:
+    """The games to learn from (:func:`curate`) and their players, chosen by character and
+    connect code, never by port."""
+    return curate(read_games(layout), config)
 
 
 class ShardWriter:
@@ -133,7 +247,8 @@ class ShardWriter:
         self._buffered = 0
         folder.mkdir(parents=True, exist_ok=True)
 
-    def add(self, player: ChosenPlayer, examples: Examples) -> None:
+    def add(self, player: ChosenPlayer, examples: Examples, weight: float) -> None:
+        """Append one episode; ``weight`` is its sampling weight (``character_weights``)."""
         if len(examples) == 0:
             return
         if self._buffered and self._buffered + len(examples) > self.shard_frames:
@@ -148,6 +263,7 @@ class ShardWriter:
                 "start": self._buffered,
                 "length": len(examples),
                 "first_action_frame": int(examples.action_frames[0]),
+                "weight": weight,
             }
         )
         self._features.append(examples.features)
@@ -184,6 +300,7 @@ class ShardWriter:
                 ("start", pa.int64()),
                 ("length", pa.int64()),
                 ("first_action_frame", pa.int32()),
+                ("weight", pa.float32()),
             ]
         )
         episodes_file = self.folder / "episodes.parquet"
@@ -225,7 +342,7 @@ def build_training_set(
         for done, (player, examples) in enumerate(
             _extract(layout, selection.players, config.frame_delay, first_action), start=1
         ):
-            writers[player.split].add(player, examples)
+            writers[player.split].add(player, examples, config.weight(player.character))
             counts = frames_per_character.setdefault(player.character, dict.fromkeys(SPLITS, 0))
             counts[player.split] += len(examples)
             if progress:

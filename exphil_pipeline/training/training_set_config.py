@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Config
 from pydantic import Field, field_validator
 
-from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES
+from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES, STAGE_NAMES
 
 TARGET_CHARACTERS: tuple[str, ...] = (
     "MEWTWO",
@@ -16,13 +16,30 @@ TARGET_CHARACTERS: tuple[str, ...] = (
     "SHEIK",
 )
 ALL_CHARACTERS = "all"
+ALL_STAGES = "all"
+LEGAL_STAGES: tuple[str, ...] = (
+    "BATTLEFIELD",
+    "FINAL_DESTINATION",
+    "DREAMLAND",
+    "FOUNTAIN_OF_DREAMS",
+    "POKEMON_STADIUM",
+    "YOSHIS_STORY",
+)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """``"3.19.1"`` -> ``(3, 19, 1)``, so versions compare numerically (3.9 < 3.19)."""
+    return tuple(int(part) for part in version.split("."))
 
 
 class TrainingSetConfig(Config):
-    """Which players and frames become (embedded state, controller target) pairs.
+    """Which games, players and frames become (embedded state, controller target) pairs.
 
-    Players are chosen by character and connect code, never by port; the set is written to
-    the experiment's ``training_sets/<experiment>/`` folder.
+    Games are curated first (1v1, humans only, legal stages, Slippi version, length, how the
+    game ended, damage on both sides, one recording per match); then players are chosen by
+    character and connect code, never by port. Every skipped game is counted under its first
+    failing rule in the manifest's ``games_skipped`` and the asset's metadata. The set is
+    written to the experiment's ``training_sets/<experiment>/`` folder.
     """
 
     characters: list[str] = Field(
@@ -43,7 +60,59 @@ class TrainingSetConfig(Config):
         description="d: the state of frame t - d is paired with the action of "
         "frame t (18 for online play).",
     )
-    min_frames: int = Field(default=300, ge=0, description="Games shorter than this are skipped.")
+    min_frames: int = Field(
+        default=300,
+        ge=0,
+        description="Games with fewer frames than this are skipped. 1800 (30 s) suits human "
+        "replays (the presets use it); the default 300 (5 s) keeps the 600-frame generated "
+        "sample games the tests use.",
+    )
+    allow_cpu: bool = Field(
+        default=False,
+        description="Keep games with a CPU on either port; by default only human-vs-human "
+        "games are used (generated sample games are recorded as two humans).",
+    )
+    require_damage_both: bool = Field(
+        default=True,
+        description="Skip games in which a player never took damage (a handwarmer, a quit "
+        "before contact). Games ingested before games.damaged_ports existed are skipped as "
+        "'damage not recorded' until their batch is re-ingested.",
+    )
+    keep_lras: bool = Field(
+        default=False,
+        description="Keep games quit with L+R+A+Start (end method NO_CONTEST with an LRAS "
+        "initiator). Games a stock loss or the timer ended (GAME, TIME) are always kept. Where "
+        "how a game ended is unknown it is kept too, since no one is known to have quit: no "
+        "game-end event (a cut-off recording), Slippi before 2.0 (RESOLVED/UNRESOLVED only) and "
+        "NO_CONTEST without an initiator (a disconnect; the generated sample games, cut at "
+        "their frame budget); min_frames and require_damage_both drop the short or one-sided "
+        "ones among them.",
+    )
+    min_slippi_version: str = Field(
+        default="0.0.0",
+        pattern=r"^\d+(\.\d+)*$",
+        description="Skip replays recorded by an older Slippi (compared numerically: "
+        "3.9.0 < 3.19.0). '3.0.0' keeps replays with frame bookends only.",
+    )
+    stages: list[str] = Field(
+        default=list(LEGAL_STAGES),
+        description=f"libmelee stage names to keep, or [{ALL_STAGES!r}] for any; default the "
+        "six tournament-legal stages (the generated sample games are on FINAL_DESTINATION).",
+    )
+    dedupe_matches: bool = Field(
+        default=True,
+        description="Keep one recording of a game both players recorded: same Slippi match id, "
+        "game number and tiebreaker number where recorded (3.14+ online), else the same start "
+        "time, characters by port, frame count and random seed (the seed tells apart the "
+        "generated sample games, which share a start time). The recording with the smallest "
+        "game id is kept. Byte-identical files are already one game (content hash).",
+    )
+    character_weights: dict[str, float] = Field(
+        default={},
+        description="Per-character balancing weight written to each episode's 'weight' column "
+        "in episodes.parquet (characters not listed weigh 1.0), for samplers that draw "
+        "episodes in proportion to it.",
+    )
     heldout_fraction: float = Field(
         default=0.1,
         ge=0.0,
@@ -73,6 +142,31 @@ class TrainingSetConfig(Config):
             )
         return names
 
+    @field_validator("stages")
+    @classmethod
+    def _known_stages(cls, names: list[str]) -> list[str]:
+        known = set(STAGE_NAMES.values())
+        unknown = sorted(set(names) - known - {ALL_STAGES})
+        if unknown:
+            raise ValueError(
+                f"unknown stage names {unknown}; use {ALL_STAGES!r} or one of {sorted(known)}"
+            )
+        if not names:
+            raise ValueError(f"name at least one stage, or {ALL_STAGES!r}")
+        return names
+
+    @field_validator("character_weights")
+    @classmethod
+    def _weighted_characters(cls, weights: dict[str, float]) -> dict[str, float]:
+        known = set(EXTERNAL_CHARACTER_NAMES.values())
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise ValueError(f"character_weights: unknown character names {unknown}")
+        negative = sorted(name for name, weight in weights.items() if not weight >= 0)
+        if negative:
+            raise ValueError(f"character_weights: weights of {negative} must be >= 0")
+        return weights
+
     @field_validator("characters")
     @classmethod
     def _some_character(cls, names: list[str]) -> list[str]:
@@ -87,6 +181,19 @@ class TrainingSetConfig(Config):
 
     def opponent_ok(self, character: str) -> bool:
         return not self.opponent_characters or character in self.opponent_characters
+
+    def stage_ok(self, stage_name: str | None) -> bool:
+        return ALL_STAGES in self.stages or stage_name in self.stages
+
+    def version_ok(self, version: str | None) -> bool:
+        """Unknown versions pass only when no minimum is asked for."""
+        minimum = version_tuple(self.min_slippi_version)
+        if version is None:
+            return not any(minimum)
+        return version_tuple(version) >= minimum
+
+    def weight(self, character: str) -> float:
+        return self.character_weights.get(character, 1.0)
 
     @property
     def character(self) -> str:

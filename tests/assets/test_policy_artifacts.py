@@ -41,7 +41,7 @@ def chain(sample_store):
             "student": {"epochs": 15, "batch_size": 64},
             "policy_onnx": {"export_teacher": True},
             "policy_int8": {"eval_frames": 500},
-            "evaluation": {"eval_frames": 500},
+            "evaluation": {"eval_frames": 500, "outcome_games": 4, "outcome_max_frames": 600},
         },
     )
     return home, result
@@ -108,6 +108,12 @@ def test_evaluation_table_and_confusion_image(chain) -> None:
     for row in ("teacher (gru)", "student FP32", "student INT8"):
         assert f"| {row} |" in table
     assert "p99 µs" in table and "agreement with teacher" in table
+    assert "win rate vs scripted:3 (4 games) [95% CI]" in table
+    outcomes = metadata["outcomes"]
+    assert set(outcomes) == {"teacher (gru)", "student FP32", "student INT8"}
+    for outcome in outcomes.values():
+        assert 0 <= outcome["ci_low"] <= outcome["win_rate"] <= outcome["ci_high"] <= 1
+        assert np.isfinite(outcome["net_stocks_per_minute"])
     assert metadata["main_stick_confusion"].startswith("![main stick confusion](data:image/png")
     assert (home / "artifacts/chain/main_stick_confusion.png").read_bytes()[:4] == b"\x89PNG"
     int8 = _metadata(result, "policy_int8")

@@ -7,11 +7,15 @@ from pydantic_core import PydanticUndefined
 
 from assets.distillation import soft_labels, student
 from assets.ingestion import ingest_replay_batch
+from assets.policy_artifacts import evaluation
+from assets.rl_teacher import rl_teacher
 from assets.teacher import teacher
 from assets.training_set import training_set
 from exphil_pipeline.distillation.soft_labels import SoftLabelsConfig
 from exphil_pipeline.distillation.student import StudentConfig
+from exphil_pipeline.evaluation.evaluation_table import EvaluationConfig
 from exphil_pipeline.replays.ingest import IngestSettings
+from exphil_pipeline.rl.rl_config import RLConfig
 from exphil_pipeline.training.teacher_config import TeacherConfig
 from exphil_pipeline.training.training_set_config import TrainingSetConfig
 
@@ -21,6 +25,8 @@ STAGES = [
     (teacher, TeacherConfig),
     (soft_labels, SoftLabelsConfig),
     (student, StudentConfig),
+    (evaluation, EvaluationConfig),
+    (rl_teacher, RLConfig),
 ]
 
 

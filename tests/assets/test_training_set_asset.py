@@ -111,3 +111,24 @@ def test_a_training_set_from_another_spec_is_refused(home: Path, tmp_path: Path)
     (copy / "manifest.json").write_text(manifest.replace(EMBEDDING_SPEC.content_hash, "0" * 64))
     with pytest.raises(ValueError, match="re-materialize training_set"):
         TrainingSet.open(copy)
+
+
+def test_curation_counts_and_character_weights_reach_the_metadata(home: Path) -> None:
+    result = _materialize(
+        home,
+        "weighted",
+        characters=["MEWTWO"],
+        stages=["BATTLEFIELD"],
+        character_weights={"MEWTWO": 2.5},
+    )
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    # Every generated game is on Final Destination.
+    assert metadata["games_skipped"].value == {"stage not in stages": 4}
+    assert metadata["games_seen"].value == 4 and metadata["games_used"].value == 0
+
+    assert _materialize(home, "weighted", characters=["MEWTWO"], character_weights={"MEWTWO": 2.5})
+    dataset = _open(home, "weighted")
+    weights = {
+        w for s in ("train", "heldout") for w in dataset.episodes(s).column("weight").to_pylist()
+    }
+    assert weights == {2.5}

@@ -18,8 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exphil_pipeline.environments.dolphin_env import DolphinConfig
 from exphil_pipeline.environments.simulator_env import SimulatorEnvironment
-from exphil_pipeline.evaluation.arena import ArenaConfig, ArenaReport, play_arena, wilson_interval
+from exphil_pipeline.evaluation.arena import (
+    ArenaConfig,
+    ArenaReport,
+    dolphin_tables,
+    play_arena,
+    wilson_interval,
+)
 from exphil_pipeline.evaluation.players import (
     NEUTRAL,
     PlayerSpecError,
@@ -29,6 +36,7 @@ from exphil_pipeline.evaluation.players import (
 from exphil_pipeline.storage.layout import DataLayout
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC, PREVIOUS_INPUT_COLUMNS
+from tests.exphil_pipeline.environments.test_dolphin_env import ReplayConsoles
 from tests.runtime.conftest import export_small_policy
 
 SHORT = ArenaConfig(characters=("MEWTWO", "MEWTWO"), stocks=2, max_frames=2000)
@@ -70,7 +78,7 @@ def test_the_reference_script_beats_random_inputs() -> None:
 
 
 def test_a_player_against_itself_wins_half_within_its_interval() -> None:
-    report = arena("scripted:2", "scripted:2", seed=1)
+    report = arena("scripted:2", "scripted:2", seed=2)
     a, b = report.players
     assert (a.name, b.name) == ("scripted:2 (A)", "scripted:2 (B)")
     assert a.ci_low <= 0.5 <= a.ci_high, report.to_markdown()
@@ -139,7 +147,7 @@ def test_a_teacher_plays_by_experiment_name(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path)
     save_tiny_teacher(layout, "tiny")
     teacher = parse_player("tiny", layout)
-    assert (teacher.name, teacher.character, teacher.hold) == ("tiny", "FOX", 1)
+    assert (teacher.name, teacher.character, teacher.frame_delay) == ("tiny", "FOX", 2)
     config = ArenaConfig(characters=("FOX", "FOX"), stocks=1, max_frames=200)
     report = play_arena(teacher, parse_player("scripted:1", layout), 6, config, seed=0)
     stats = report.players[0]
@@ -203,10 +211,49 @@ def test_player_specs_refuse_what_the_simulator_cannot_play(tmp_path: Path) -> N
         parse_player("my-experiment", layout)
 
 
-def exphil(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def test_players_refuse_the_environment_they_cannot_play_in(tmp_path: Path) -> None:
+    layout = DataLayout(tmp_path)
+    with pytest.raises(PlayerSpecError, match=r"only Dolphin runs.*scripted:LEVEL"):
+        parse_player("cpu:3", layout, "simulator")
+    with pytest.raises(PlayerSpecError, match=r"engine state.*cpu:LEVEL"):
+        parse_player("scripted:3", layout, "dolphin")
+    assert parse_player("cpu:3", layout, "dolphin").cpu_level == 3
+    with pytest.raises(PlayerSpecError, match="1-9"):
+        parse_player("cpu:0", layout, "dolphin")
+    cpu = parse_player("cpu:3", layout, "dolphin")
+    with pytest.raises(PlayerSpecError, match="only Dolphin"):
+        play_arena(cpu, parse_player("random", layout), 2, SHORT, seed=0)
+    with pytest.raises(ValueError, match="4 stocks"):
+        ArenaConfig(env="dolphin", stocks=2)
+
+
+def test_a_dolphin_arena_seats_melees_cpu_on_either_port(real_replays: Path) -> None:
+    consoles = ReplayConsoles(real_replays / "peppi-v3.12.slp")  # Marth against Marth
+    layout = DataLayout(Path("unused"))
+    random, cpu = (
+        parse_player("random", layout, "dolphin"),
+        parse_player("cpu:3", layout, "dolphin"),
+    )
+    config = ArenaConfig(characters=("MARTH", "MARTH"), env="dolphin", parallel=1)
+    base = DolphinConfig(dolphin="unused", iso="unused", step_timeout_s=1.0, menu_frames_limit=50)
+    report = play_arena(random, cpu, 2, config, seed=0, environments=dolphin_tables(base, consoles))
+    assert report.to_dict()["env"] == "dolphin"
+    assert [(m.number, m.a_port, m.result.void) for m in report.matches] == [
+        (0, 0, False),
+        (1, 1, False),
+    ]
+    # One Dolphin per side: the CPU on port 2, then on port 1, where nothing is sent in game.
+    (_, _, first), (_, _, second) = consoles.launched
+    for controllers, cpu_port in ((first, 2), (second, 1)):
+        assert not [call for in_game, call in controllers[cpu_port].calls if in_game]
+        assert [call for in_game, call in controllers[3 - cpu_port].calls if in_game]
+
+
+def exphil(home: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
     command = [str(Path(sys.executable).parent / "exphil"), *args]
     environment = {**os.environ, "EXPHIL_HOME": str(home)}
     environment.pop("EXPHIL_DOLPHIN", None)
+    environment.update(variables)
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
 
 
@@ -235,3 +282,12 @@ def test_arena_command_refuses_dolphin_without_its_paths(tmp_path: Path) -> None
     done = exphil(tmp_path, "arena", "cpu:9", "random", "--env", "dolphin")
     assert done.returncode == 2
     assert "EXPHIL_DOLPHIN" in done.stderr
+
+
+def test_arena_command_refuses_scripted_players_in_dolphin(tmp_path: Path) -> None:
+    (tmp_path / "dolphin").touch()
+    (tmp_path / "melee.iso").touch()
+    paths = {"EXPHIL_DOLPHIN": str(tmp_path / "dolphin"), "EXPHIL_ISO": str(tmp_path / "melee.iso")}
+    done = exphil(tmp_path, "arena", "scripted:3", "random", "--env", "dolphin", **paths)
+    assert done.returncode == 2
+    assert "cpu:LEVEL" in done.stderr and "scripted:3" in done.stderr

@@ -11,10 +11,13 @@ from peppi_py._peppi import read_slippi as read_raw
 from exphil_pipeline.replays.frame_tables import (
     FRAMES_SCHEMA,
     ITEMS_SCHEMA,
+    STATE_COLUMNS,
     frames_table,
     items_table,
     settled_frame_order,
 )
+from exphil_pipeline.replays.reader import ParsedReplay, ReplayRejectedError, read_replay
+from exphil_pipeline.replays.slot_frames import realignment
 
 
 @given(st.lists(st.integers(min_value=-123, max_value=50), min_size=1, max_size=200))
@@ -70,3 +73,67 @@ def test_items_rows_carry_their_frame(real_replays: Path) -> None:
     assert items.num_rows == 513
     assert items["frame"].null_count == 0
     assert set(items["frame"].to_pylist()) <= set(frames.field("id").to_pylist())
+
+
+def _flat_leaves(array: pa.Array, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], pa.Array]:
+    if not pa.types.is_struct(array.type):
+        return {prefix: array}
+    leaves: dict[tuple[str, ...], pa.Array] = {}
+    for field, child in zip(array.type, array.flatten(), strict=True):
+        leaves.update(_flat_leaves(child, (*prefix, field.name)))
+    return leaves
+
+
+def _reference_frames(game_id: str, parsed: ParsedReplay) -> pa.Table:
+    """The straightforward construction ``frames_table`` must equal: every struct flattened
+    whole, one table per slot, the slot tables concatenated."""
+    ids = parsed.frames.field("id").to_numpy()
+    order = settled_frame_order(ids)
+    frame_ids = ids[order]
+    tables = []
+    for port_field, port in zip(
+        parsed.frames.type["ports"].type, parsed.frames.field("ports").flatten(), strict=True
+    ):
+        for slot_field, slot in zip(port.type, port.flatten(), strict=True):
+            number, follower = int(port_field.name[1:]), slot_field.name == "follower"
+            updates = (parsed.slot_updates or {}).get((number, follower))
+            rows = None if updates is None else realignment(frame_ids, updates)
+            if rows is not None:
+                slot = slot.take(pa.array(rows, mask=rows < 0))
+            leaves = {k: v.take(order) for k, v in _flat_leaves(slot).items()}
+            columns = {
+                "game_id": pa.array([game_id] * len(order)),
+                "frame": pa.array(frame_ids, pa.int32()),
+                "port": pa.array([number] * len(order), pa.uint8()),
+                "is_follower": pa.array([follower] * len(order)),
+                "present": slot.is_valid().take(order),
+            }
+            for column in STATE_COLUMNS:
+                leaf = leaves.get(column.source)
+                if leaf is None:
+                    columns[column.name] = pa.nulls(len(order), column.type)
+                elif column.name == "facing":
+                    columns[column.name] = pc.cast(pc.sign(leaf), pa.int8())
+                elif column.name == "airborne":
+                    columns[column.name] = pc.not_equal(leaf, 0)
+                else:
+                    columns[column.name] = pc.cast(leaf, column.type)
+            tables.append(pa.table(columns, schema=FRAMES_SCHEMA))
+    return pa.concat_tables(tables)
+
+
+def test_frames_table_equals_the_reference_construction_on_every_real_replay(
+    real_replays: Path,
+) -> None:
+    compared = 0
+    for path in sorted(real_replays.glob("*.slp")):
+        try:
+            parsed = read_replay(path)
+        except ReplayRejectedError:
+            continue
+        table = frames_table("g", parsed.frames, parsed.slot_updates)
+        assert table.schema.equals(FRAMES_SCHEMA)
+        assert all(column.num_chunks == 1 for column in table.columns), path.name
+        assert table.equals(_reference_frames("g", parsed)), path.name
+        compared += 1
+    assert compared >= 70

@@ -10,7 +10,15 @@ import pytest
 from exphil_pipeline.storage.layout import DataLayout, check_experiment_name
 
 REPO = Path(__file__).resolve().parents[3]
-TOP_FOLDERS = ("training_sets", "teachers", "soft_labels", "students", "artifacts", "claims")
+TOP_FOLDERS = (
+    "training_sets",
+    "teachers",
+    "rl_teachers",
+    "soft_labels",
+    "students",
+    "artifacts",
+    "claims",
+)
 
 
 def test_no_module_builds_a_data_root_path_by_hand() -> None:
@@ -27,10 +35,18 @@ def test_no_module_builds_a_data_root_path_by_hand() -> None:
 
 def test_an_experiment_has_one_folder_per_stage(tmp_path: Path) -> None:
     paths = DataLayout(tmp_path).experiment("mewtwo-gru-d18")
-    folders = [paths.training_set, paths.teacher, paths.soft_labels, paths.student, paths.artifacts]
+    folders = [
+        paths.training_set,
+        paths.teacher,
+        paths.rl_teacher,
+        paths.soft_labels,
+        paths.student,
+        paths.artifacts,
+    ]
     assert [f.parent.name for f in folders] == [
         "training_sets",
         "teachers",
+        "rl_teachers",
         "soft_labels",
         "students",
         "artifacts",

@@ -1,0 +1,82 @@
+"""The learner's sequence pass: recurrent state carried, zeroed where a game ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from exphil_pipeline.rl.actor import Rollout
+from exphil_pipeline.rl.learner import Learner, batch_axes, encode
+from exphil_pipeline.rl.rl_config import RLConfig
+from models import Policy, PolicyConfig
+
+DIM = 12
+
+
+def _policy(backbone: str, value_head: bool) -> Policy:
+    torch.manual_seed(0)
+    config = PolicyConfig(
+        input_dim=DIM,
+        embedding_spec_hash="test",
+        backbone=backbone,
+        hidden_dim=16,
+        num_layers=1,
+        value_head=value_head,
+    )
+    return Policy(config).eval()
+
+
+def test_stepping_a_recurrent_backbone_equals_its_sequence_pass() -> None:
+    policy = _policy("gru", value_head=False)
+    features = torch.randn(3, 9, DIM)
+    state = policy.initial_state(3)
+    no_ends = torch.zeros(3, 8, dtype=torch.bool)
+    with torch.no_grad():
+        stepped = encode(policy, features, state, no_ends, batch_axes(policy))
+        whole, _ = policy.encode(features, state)
+    torch.testing.assert_close(stepped, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_a_game_that_ends_starts_the_next_frame_from_a_zero_state() -> None:
+    policy = _policy("gru", value_head=False)
+    features = torch.randn(2, 6, DIM)
+    dones = torch.zeros(2, 5, dtype=torch.bool)
+    dones[0, 2] = True  # game 0 ended after frame 2: frame 3 begins a new game
+    state = tuple(torch.randn_like(s) for s in policy.initial_state(2))
+    with torch.no_grad():
+        hidden = encode(policy, features, state, dones, batch_axes(policy))
+        fresh, _ = policy.encode(features[:1, 3:], policy.initial_state(1))
+    torch.testing.assert_close(hidden[0, 3:], fresh[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["mlp", "gru"])
+def test_an_update_moves_the_policy_and_reports_its_figures(backbone: str) -> None:
+    policy, teacher = _policy(backbone, value_head=True), _policy(backbone, value_head=False)
+    teacher.load_state_dict(
+        {k: v for k, v in policy.state_dict().items() if not k.startswith("value.")}
+    )
+    rng = np.random.default_rng(0)
+    steps, games = 8, 4
+    classes = np.array(policy.config.head_classes)
+    rollout = Rollout(
+        actor=0,
+        version=0,
+        opponent="scripted:3",
+        port=0,
+        features=rng.standard_normal((steps + 1, games, DIM)).astype(np.float32),
+        actions=(rng.random((steps, games, len(classes))) * classes).astype(np.uint8),
+        log_probs=np.full((steps, games), -5.0, np.float32),
+        rewards=rng.standard_normal((steps, games)).astype(np.float32),
+        dones=rng.random((steps, games)) < 0.1,
+        initial_state=tuple(s.numpy() for s in policy.initial_state(games)),
+    )
+    before = [p.detach().clone() for p in policy.parameters()]
+    learner = Learner(policy, teacher, RLConfig(value_warmup_updates=0, minibatches=2))
+    metrics = learner.update([rollout])
+    assert learner.updates == 1
+    for key in ("policy_loss", "value_loss", "kl_reverse", "entropy", "learner_frames_per_s"):
+        assert np.isfinite(metrics[key]), key
+    moved = [not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True)]
+    assert all(moved)
+    assert all(not p.requires_grad for p in teacher.parameters())
