@@ -317,13 +317,10 @@ class TeacherPlayer(PolicyPlayer):
     def _load(self, games: int) -> None:
         import torch
 
+        from exphil_pipeline.training.teacher_evaluation import batch_dims
+
         self._state = self.policy.initial_state(games)
-        one, two = self.policy.state_specs(1), self.policy.state_specs(2)
-        # The axis of each state tensor whose size is the batch size.
-        self._batch_axes = [
-            next(axis for axis, (a, b) in enumerate(zip(s1.shape, s2.shape, strict=True)) if a != b)
-            for s1, s2 in zip(one, two, strict=True)
-        ]
+        self._batch_dims = batch_dims(self.policy)
         self._temperature = torch.tensor(self.temperature)
 
     def _choose(self, rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
@@ -353,8 +350,8 @@ class TeacherPlayer(PolicyPlayer):
         import torch
 
         index = torch.from_numpy(np.asarray(games, dtype=np.int64))
-        for tensor, axis in zip(self._state, self._batch_axes, strict=True):
-            tensor.index_fill_(axis, index, 0.0)
+        for tensor, dim in zip(self._state, self._batch_dims, strict=True):
+            tensor.index_fill_(dim, index, 0.0)
 
 
 def check_environment(player: Player, env: str) -> None:

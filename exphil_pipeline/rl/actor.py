@@ -36,6 +36,7 @@ from exphil_pipeline.evaluation.players import (
 )
 from exphil_pipeline.rl.ppo_loss import action_log_probs
 from exphil_pipeline.rl.rewards import RewardConfig, frame_rewards, reward_frames_from_engine
+from exphil_pipeline.training.teacher_evaluation import batch_dims
 from models import Policy, PolicyConfig
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import PREVIOUS_INPUT_COLUMNS
@@ -121,12 +122,7 @@ class Actor:
         self.rounds = 0
         self._rng = np.random.default_rng(spec.seed)
         self._env: SimulatorEnvironment | None = None
-        state_one = self.policy.state_specs(1)
-        state_two = self.policy.state_specs(2)
-        self._batch_axes = [
-            next(axis for axis, (a, b) in enumerate(zip(s1.shape, s2.shape, strict=True)) if a != b)
-            for s1, s2 in zip(state_one, state_two, strict=True)
-        ]
+        self._batch_dims = batch_dims(self.policy)
 
     def handle(self, request: RolloutRequest) -> Rollout:
         """Apply the request's weights and opponent, then play one chunk."""
@@ -233,8 +229,8 @@ class Actor:
         self._inputs.reset(games)
         self._opponent_player.reset_games(games)
         index = torch.from_numpy(games.astype(np.int64))
-        for tensor, axis in zip(self._state, self._batch_axes, strict=True):
-            tensor.index_fill_(axis, index, 0.0)
+        for tensor, dim in zip(self._state, self._batch_dims, strict=True):
+            tensor.index_fill_(dim, index, 0.0)
 
 
 def _overwrite(frames, games: np.ndarray, ended) -> None:

@@ -29,6 +29,7 @@ from exphil_pipeline.rl.actor import Rollout
 from exphil_pipeline.rl.advantages import gae, vtrace
 from exphil_pipeline.rl.ppo_loss import PPOConfig, action_log_probs, entropy, ppo_loss, teacher_kl
 from exphil_pipeline.rl.rl_config import RLConfig
+from exphil_pipeline.training.teacher_evaluation import batch_dims, reset_lanes
 from models import Policy
 
 
@@ -82,15 +83,6 @@ class Batch:
         )
 
 
-def batch_axes(policy: Policy) -> list[int]:
-    """The axis of each recurrent state tensor whose size is the batch size."""
-    one, two = policy.state_specs(1), policy.state_specs(2)
-    return [
-        next(axis for axis, (a, b) in enumerate(zip(s1.shape, s2.shape, strict=True)) if a != b)
-        for s1, s2 in zip(one, two, strict=True)
-    ]
-
-
 def encode(
     policy: Policy,
     features: Tensor,
@@ -108,11 +100,7 @@ def encode(
         hidden, state = policy.backbone.step(inputs[:, t], state)
         outputs.append(hidden)
         if t < dones.shape[1]:
-            keep = (~dones[:, t]).float()
-            state = tuple(
-                s * keep.reshape([-1 if d == axis else 1 for d in range(s.dim())])
-                for s, axis in zip(state, axes, strict=True)
-            )
+            state = reset_lanes(state, dones[:, t], list(axes))
     return torch.stack(outputs, dim=1)
 
 
@@ -125,8 +113,8 @@ class Learner:
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
-        self.axes = batch_axes(policy)
-        self.teacher_axes = batch_axes(teacher)
+        self.axes = batch_dims(policy)
+        self.teacher_axes = batch_dims(teacher)
         self.updates = 0
         self._generator = torch.Generator().manual_seed(config.seed)
 

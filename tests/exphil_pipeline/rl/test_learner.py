@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from exphil_pipeline.rl.actor import Rollout
-from exphil_pipeline.rl.learner import Learner, batch_axes, encode
+from exphil_pipeline.rl.learner import Learner, encode
 from exphil_pipeline.rl.rl_config import RLConfig
+from exphil_pipeline.training.teacher_evaluation import batch_dims
 from models import Policy, PolicyConfig
 
 DIM = 12
@@ -33,7 +34,7 @@ def test_stepping_a_recurrent_backbone_equals_its_sequence_pass() -> None:
     state = policy.initial_state(3)
     no_ends = torch.zeros(3, 8, dtype=torch.bool)
     with torch.no_grad():
-        stepped = encode(policy, features, state, no_ends, batch_axes(policy))
+        stepped = encode(policy, features, state, no_ends, batch_dims(policy))
         whole, _ = policy.encode(features, state)
     torch.testing.assert_close(stepped, whole, atol=1e-5, rtol=1e-5)
 
@@ -45,7 +46,7 @@ def test_a_game_that_ends_starts_the_next_frame_from_a_zero_state() -> None:
     dones[0, 2] = True  # game 0 ended after frame 2: frame 3 begins a new game
     state = tuple(torch.randn_like(s) for s in policy.initial_state(2))
     with torch.no_grad():
-        hidden = encode(policy, features, state, dones, batch_axes(policy))
+        hidden = encode(policy, features, state, dones, batch_dims(policy))
         fresh, _ = policy.encode(features[:1, 3:], policy.initial_state(1))
     torch.testing.assert_close(hidden[0, 3:], fresh[0], atol=1e-5, rtol=1e-5)
 
