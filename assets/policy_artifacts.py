@@ -207,9 +207,10 @@ def _candidates_table(report: dict, best: str) -> str:
     deps=["policy_int8", "teacher"],
     partitions_def=experiments,
     group_name="artifacts",
-    description="Teacher vs student FP32 vs student INT8 on held-out frames (NLL, accuracy, "
-    "closed-loop accuracy, agreement, size, latency; main-stick confusion image) and in "
-    "simulated games against scripted:3 (win rate, net stocks per minute).",
+    description="Teacher vs student FP32 vs student INT8 on held-out frames (NLL in bits per "
+    "frame, accuracy, closed-loop accuracy, button press and change F1, main-stick F1, "
+    "agreement, size, latency; per character and per matchup; main-stick confusion image) "
+    "and in simulated games against scripted:3 (win rate, net stocks per minute).",
 )
 def evaluation(
     context: AssetExecutionContext, config: EvaluationConfig, storage: ExphilStorage
@@ -221,6 +222,9 @@ def evaluation(
         metadata={
             "table": MetadataValue.md(report.table),
             "per_head_accuracy": MetadataValue.md(report.per_head),
+            "per_button_f1": MetadataValue.md(report.per_button_f1),
+            "per_character_and_matchup": MetadataValue.md(report.breakdown),
+            "metrics": MetadataValue.json(report.metrics),
             "main_stick_confusion": MetadataValue.md(report.confusion_markdown),
             "outcomes": MetadataValue.json(report.outcomes),
             "path": MetadataValue.path(str(report.folder)),

@@ -31,6 +31,7 @@ def teacher(
             "parameters": result.parameters,
             "device": result.device,
             "steps": result.steps,
+            "stopped_early": result.stopped_early,
             "train_frames_per_s": round(result.frames_per_s, 1),
             "heldout_loss": round(result.best.get("loss", float("nan")), 4),
             "loss_curves": MetadataValue.md(png_markdown(png, "loss curves")),

@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +20,7 @@ from exphil_pipeline.storage.layout import DataLayout
 
 if TYPE_CHECKING:
     from exphil_pipeline.evaluation.arena import EnvironmentFactory
+    from exphil_pipeline.training.presets import Preset
 
 app = typer.Typer(help="ExPhil: Slippi replays to playable Melee bots.", no_args_is_help=True)
 
@@ -244,8 +248,6 @@ def train(
     on the instance `exphil ui` shows. Flags override the preset's or the config's fields."""
     import yaml
 
-    from exphil_pipeline.demo import artifact_paths, run_train_job
-    from exphil_pipeline.evaluation.evaluation_table import evaluation_json
     from exphil_pipeline.training.presets import (
         DEFAULT_PRESET,
         PresetError,
@@ -276,21 +278,86 @@ def train(
     except (PresetError, OSError, yaml.YAMLError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    try:
+        trained = train_experiment(chosen, experiment, replays, workers, say)
+    except TrainError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(error.exit_code) from None
+    if json_output:
+        typer.echo(json.dumps(trained.to_dict()))
+        return
+    typer.echo("\nartifacts:")
+    for key, path in trained.artifacts.items():
+        typer.echo(f"  {key:<15} {path}")
+    typer.echo("")
+    typer.echo(trained.artifacts["evaluation"].read_text())
+
+
+class TrainError(Exception):
+    """Why :func:`train_experiment` stopped; ``exit_code`` is 2 for a bad input (a missing or
+    unreadable replay folder), 1 for a failed ingest or training run."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class TrainedExperiment:
+    """What :func:`train_experiment` made."""
+
+    experiment: str
+    run_id: str
+    ingest: dict[str, Any] | None
+    """The summary ``exphil ingest`` prints for the replays ingested first (None: none)."""
+    artifacts: dict[str, Path]
+    evaluation: list[dict[str, Any]]
+    """The rows of ``evaluation.json``: teacher, student FP32, student INT8."""
+    train_seconds: float
+    """Wall time of the ``train_policy`` run, training set to evaluation."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``exphil train --json`` prints."""
+        return {
+            "experiment": self.experiment,
+            "run_id": self.run_id,
+            "artifacts": {key: str(path) for key, path in self.artifacts.items()},
+            "evaluation": self.evaluation,
+        }
+
+
+def train_experiment(
+    chosen: Preset,
+    experiment: str | None = None,
+    replays: Path | None = None,
+    workers: int = 0,
+    say: Callable[[str], None] = lambda _: None,
+) -> TrainedExperiment:
+    """``exphil train``: ingest ``replays`` if given (as ``exphil ingest``), then run the
+    ``train_policy`` job with ``chosen``'s run config for ``experiment`` (default
+    ``<character>-<preset>``) on the instance under ``$EXPHIL_HOME`` that `exphil ui` shows.
+    ``say`` receives the progress lines. Raises :class:`TrainError`."""
+    from exphil_pipeline.demo import artifact_paths, run_train_job
+    from exphil_pipeline.evaluation.evaluation_table import evaluation_json
+
     name = experiment or f"{chosen.character.lower()}-{chosen.name}"
     layout = DataLayout.from_env()
+    summary = None
     if replays is not None:
         say(f"ingesting {replays}")
         try:
             summary = _materialize_batch(layout, replays, None, workers)
         except (ValueError, FileNotFoundError) as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from None
+            raise TrainError(str(error), 2) from None
         say(json.dumps(summary))
         if not summary["success"]:
-            raise typer.Exit(1)
+            reason = summary["error"] or "see the run log"
+            raise TrainError(f"ingest run {summary['run_id']} failed: {reason}", 1)
     steps = " -> ".join(chosen.sections)
     say(f"training experiment {name}: {steps}")
+    began = time.perf_counter()
     result = run_train_job(layout, name, chosen.run_config())
+    seconds = time.perf_counter() - began
     # Dagster's console log above follows each step as it runs; this sums them up.
     for event in result.all_events:
         if event.is_step_success or event.is_step_failure:
@@ -303,30 +370,13 @@ def train(
         ]
         failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
         reason = "; ".join(errors + [f"check {c} failed" for c in failed]) or "see the run log"
-        typer.echo(f"error: run {result.run_id} failed: {reason}", err=True)
-        raise typer.Exit(1)
+        raise TrainError(f"run {result.run_id} failed: {reason}", 1)
     paths = {
         **artifact_paths(layout, name),
         "evaluation_json": evaluation_json(layout.experiment(name)),
     }
     rows = json.loads(paths["evaluation_json"].read_text())
-    if json_output:
-        typer.echo(
-            json.dumps(
-                {
-                    "experiment": name,
-                    "run_id": result.run_id,
-                    "artifacts": {k: str(v) for k, v in paths.items()},
-                    "evaluation": rows,
-                }
-            )
-        )
-        return
-    typer.echo("\nartifacts:")
-    for key, path in paths.items():
-        typer.echo(f"  {key:<15} {path}")
-    typer.echo("")
-    typer.echo(paths["evaluation"].read_text())
+    return TrainedExperiment(name, result.run_id, summary, paths, rows, seconds)
 
 
 def _demo_dry_run(artifact: Path, replay: Path) -> None:
@@ -386,6 +436,14 @@ def sql(
 @app.command()
 def parity(
     replays: Annotated[list[Path], typer.Argument(help=".slp files (folders are searched).")],
+    mirror: Annotated[
+        bool,
+        typer.Option(
+            "--mirror",
+            help="Compare mirrored vectors with the embedding of libmelee's mirrored game "
+            "states (replays on stages that are never mirrored print status skipped).",
+        ),
+    ] = False,
 ) -> None:
     """Embed every frame both ways (frames Parquet vs libmelee's file console) and compare.
 
@@ -404,12 +462,12 @@ def parity(
     layout = DataLayout.from_env()
     statuses = []
     for path in tqdm(files, desc="parity", unit="replay", file=sys.stderr, disable=len(files) < 2):
-        report = compare_replay(path, layout)
+        report = compare_replay(path, layout, mirror=mirror)
         statuses.append(report.status)
         typer.echo(json.dumps(report.to_dict()))
     if "different" in statuses:
         raise typer.Exit(1)
-    if statuses and all(s == "unreadable" for s in statuses):
+    if statuses and all(s in ("unreadable", "skipped") for s in statuses):
         raise typer.Exit(2)
 
 

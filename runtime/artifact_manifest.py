@@ -94,7 +94,9 @@ class ArtifactManifest:
                 f"embedding spec mismatch: the artifact was trained on spec "
                 f"{self.embedding_spec_hash[:12]} (v{self.embedding_spec_version}), this runtime "
                 f"computes {EMBEDDING_SPEC.content_hash[:12]} (v{EMBEDDING_SPEC.version}); "
-                "install the exphil version the artifact was built with, or re-export it"
+                "rebuild it from its replays with this version (`exphil train --character C "
+                "--replays PATH`, or re-materialize training_set through policy_int8 for its "
+                "experiment), or play it with the exphil version it was built with"
             )
         if self.controller_spec_hash != CONTROLLER_SPEC.content_hash:
             raise ArtifactError(

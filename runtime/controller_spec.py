@@ -57,6 +57,12 @@ class ControllerSpec:
         return ("main_x", "main_y", "c_x", "c_y")
 
     @property
+    def mirrored_heads(self) -> tuple[str, ...]:
+        """The heads whose class reflects (c -> classes - 1 - c) when the game is mirrored
+        left/right: the two sticks' x axes."""
+        return ("main_x", "c_x")
+
+    @property
     def heads(self) -> tuple[str, ...]:
         """Target column names, in the order of the uint8 target vector."""
         return (*self.buttons, *self.axes, "shoulder")

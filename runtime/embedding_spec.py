@@ -12,8 +12,11 @@ integer ids (the network expands them in its first layer). Layout, in order:
 1. four character slots: ``self``, ``self_nana``, ``opponent``, ``opponent_nana``
    (each ``exists`` + the player features; zeros when the slot is empty);
 2. ``stage`` and the opponent's position relative to the target;
-3. the ``ITEM_SLOTS`` items nearest to the target (``type``, ``dx``, ``dy``, ``owner``);
-4. the target's previous controller input in the controller spec's classes.
+3. stage geometry around the target and around the opponent (``self_*``, ``opponent_*``);
+4. the ``ITEM_SLOTS`` items nearest to the target (type, position, owner, velocity, state,
+   timer, position relative to its owner);
+5. the frame delay the policy plays at, then the target's previous controller input in the
+   controller spec's classes.
 
 One table, every column of the vector (Slippi field / libmelee attribute it comes from):
 
@@ -34,23 +37,52 @@ One table, every column of the vector (Slippi field / libmelee attribute it come
 | {slot}_jumps_left  | id    | 1     | 0..7       | jumps [a] / jumps_left                       |
 | {slot}_action_state| id    | 1     | 0..399     | action state, clamped / action.value         |
 | {slot}_character   | id    | 1     | 0..33      | internal id [e] / character.value            |
+| {slot}_special     | id    | 1     | 0..G-1     | special-move group of (character, action) [g]|
+| {slot}_charge      | float | 1     | [0, 1]     | action frame / frames to full charge [g]     |
 | stage              | id    | 1     | 0..6       | index in STAGES [f] / stage.name             |
 | opponent_dx, _dy   | float | 0.05  | [-5, 5]    | opponent position minus target position      |
+| {p}_edge_distance  | float | 0.01  | [-5, 5]    | abs(x) minus the main floor's half width [h] |
+| {p}_over_stage     | 0/1   | 1     | [0, 1]     | abs(x) <= the main floor's half width [h]    |
+| {p}_blast_side     | float | 0.01  | [-1, 5]    | x to the nearer side blast zone [h]          |
+| {p}_blast_top      | float | 0.01  | [-1, 5]    | top blast zone minus y [h]                   |
+| {p}_blast_bottom   | float | 0.01  | [-1, 5]    | y minus bottom blast zone [h]                |
+| {p}_platform_below | 0/1   | 1     | [0, 1]     | a platform spans x at or below y [h]         |
+| {p}_platform_dy    | float | 0.02  | [0, 5]     | y minus that platform's height [h]           |
+| {p}_platform_height| float | 0.02  | [-1, 5]    | that platform's height (Randall: below 0) [h]|
 | item{k}_type       | id    | 1     | 0..255     | 0 empty, else item type + 1 (max 255)        |
 | item{k}_dx, _dy    | float | 0.01  | [-5, 5]    | item position minus target position          |
 | item{k}_owner      | id    | 1     | 0..2       | 1 target's, 2 opponent's, 0 otherwise        |
+| item{k}_vx, _vy    | float | 0.25  | [-10, 10]  | velocity / speed                             |
+| item{k}_state      | id    | 1     | 0..255     | item state / subtype (the same byte)         |
+| item{k}_timer      | float | 1/64  | [-1, 8]    | trunc(timer) / expiration_frames             |
+| item{k}_owner_dx,dy| float | 0.01  | [-5, 5]    | item minus its owner's position (0 unowned)  |
+| frame_delay        | float | 1/16  | [0, 4]     | frames between the state and the action [i]  |
 | prev_A … prev_D_UP | 0/1   | 1     | [0, 1]     | previous input's buttons (controller spec)   |
 | prev_main_x … c_y  | id    | 1     | 0..16      | previous input's stick classes               |
 | prev_shoulder      | id    | 1     | 0..4       | previous input's shoulder class              |
 
-``{slot}`` is each of ``self``, ``self_nana``, ``opponent``, ``opponent_nana``; ``k`` is
-0..ITEM_SLOTS-1. Notes: [a] before Slippi 3.0 libmelee reports on_ground 1, invulnerable 0,
-jumps 1; [b] +1 on the (character, action) pairs libmelee calls zero-indexed, for leaders
-only (its ``actiondata.csv``, part of the hash); [c] NaN as 0; [d] self_x_air, self_y,
-knockback_x, knockback_y, self_x_ground = speed_air_x_self, speed_y_self, speed_x_attack,
-speed_y_attack, speed_ground_x_self, 0 before 3.5; [e] *internal* character ids (post-frame
-byte; ``melee.Character`` values are internal), never the external ids of the game start;
-[f] 0 for every stage libmelee does not name (external ids via ``melee_ids.STAGE_NAMES``).
+``{slot}`` is each of ``self``, ``self_nana``, ``opponent``, ``opponent_nana``; ``{p}`` is
+``self`` and ``opponent``; ``k`` is 0..ITEM_SLOTS-1. Notes: [a] before Slippi 3.0 libmelee
+reports on_ground 1, invulnerable 0, jumps 1; [b] +1 on the (character, action) pairs
+libmelee calls zero-indexed, for leaders only (its ``actiondata.csv``, part of the hash);
+[c] NaN as 0; [d] self_x_air, self_y, knockback_x, knockback_y, self_x_ground =
+speed_air_x_self, speed_y_self, speed_x_attack, speed_y_attack, speed_ground_x_self, 0 before
+3.5; [e] *internal* character ids (post-frame byte; ``melee.Character`` values are
+internal), never the external ids of the game start;
+[f] 0 for every stage libmelee does not name (external ids via ``melee_ids.STAGE_NAMES``);
+[g] ``runtime.character_moves``: the named special-move group of the special action states
+of Mewtwo, Mr. Game & Watch, Link, Ganondorf, Zelda and Sheik, 0 for every other state and
+character; charge is the (leader-adjusted, as [b]) action frame over the frames that count as
+full for the charge states that table lists, 0 elsewhere. The character column is the post-frame
+character, so a Zelda who transformed reads as Sheik on that frame (same player slot);
+[h] ``runtime.stage_geometry`` for the six legal stages, all zero on any other stage. The main
+floor's surface is y = 0 on all six, so ``{slot}_y`` is the height above it. Platforms are
+the top and side platforms, Fountain of Dreams' side platforms at their approximate resting
+position (their moves, recorded only from Slippi 3.18, are not read) and Yoshi's Story's
+Randall where libmelee's extrapolation puts it on that frame; a platform counts as below
+from ``PLATFORM_CATCH`` units under its surface (a player standing on it is on it);
+[i] 0 unless the policy was trained with a frame delay as input (``GameColumns.frame_delay``,
+``embed_gamestate(frame_delay=)``).
 Any other NaN lands on its feature's low clip bound.
 
 Items are ranked by squared distance to the target (float32), ties by spawn id. The
@@ -73,11 +105,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from melee import stages as melee_stages
+from melee.enums import Stage
 
+from runtime.character_moves import CHARGE_FRAMES, SPECIAL_GROUP_TABLE, SPECIAL_GROUPS
 from runtime.controller_spec import CONTROLLER_SPEC, ControllerSpec
 from runtime.melee_ids import STAGE_NAMES
+from runtime.stage_geometry import LEGAL_STAGES, stage_data
 
-SPEC_VERSION = 2
+SPEC_VERSION = 3
 ITEM_SLOTS = 4
 RELATIVE_SCALE = 0.05
 ACTION_STATE_LIMIT = 399
@@ -92,6 +128,11 @@ STAGES: tuple[str, ...] = (
     "YOSHIS_STORY",
 )
 SLOT_NAMES: tuple[str, ...] = ("self", "self_nana", "opponent", "opponent_nana")
+MIRROR_STAGES: tuple[str, ...] = ("FINAL_DESTINATION", "BATTLEFIELD")
+"""Stages on which a frame may be mirrored left/right: their geometry is exactly symmetric.
+Dream Land's platforms are not (by a tenth of a unit) and Whispy blows; Yoshi's Story's blast
+zones and Randall, Fountain of Dreams' moving platforms and Pokémon Stadium's transformations
+are asymmetric; other stages are unknown to the geometry features."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +199,14 @@ class ItemColumns:
     y: np.ndarray
     owner: np.ndarray  # port index 0-3, -1 unowned or unknown (before 3.6)
     spawn_id: np.ndarray
+    vel_x: np.ndarray
+    vel_y: np.ndarray
+    state: np.ndarray
+    timer: np.ndarray
 
     @classmethod
     def empty(cls) -> ItemColumns:
-        return cls(*(np.zeros(0, dtype=np.float32) for _ in range(6)))
+        return cls(*(np.zeros(0, dtype=np.float32) for _ in range(10)))
 
 
 @dataclass(frozen=True)
@@ -169,7 +214,9 @@ class GameColumns:
     """Everything ``embed_batch`` needs for N frames of one (target, opponent) pairing.
 
     ``previous_input`` holds the controller classes of the last action sent before each
-    frame's action (``uint8[N, heads]``); ``target_port``/``opponent_port`` are 1-4.
+    frame's action (``uint8[N, heads]``); ``target_port``/``opponent_port`` are 1-4;
+    ``frames`` the game frame ids (Randall's position follows them); ``frame_delay`` the delay
+    the policy is told it plays at (0 for a policy not trained with it as input).
     """
 
     slots: tuple[SlotColumns, SlotColumns, SlotColumns, SlotColumns]
@@ -178,6 +225,13 @@ class GameColumns:
     previous_input: np.ndarray
     target_port: int
     opponent_port: int
+    frames: np.ndarray
+    frame_delay: int = 0
+
+
+# How a column changes when the game is mirrored left/right (x -> -x): unchanged, negated, or
+# an id reflected (class c -> vocab - 1 - c, the stick's x classes). See ``mirror_columns``.
+KEEP, NEGATE, REFLECT = "keep", "negate", "reflect"
 
 
 @dataclass(frozen=True)
@@ -191,6 +245,7 @@ class PlayerFeature:
     vocab: int
     batch: Callable[[SlotColumns, bool], np.ndarray] = field(repr=False, compare=False)
     live: Callable[[object], float] = field(repr=False, compare=False)
+    mirror: str = KEEP
 
 
 def _trunc(values: np.ndarray) -> np.ndarray:
@@ -205,8 +260,9 @@ def _continuous(
     high: float,
     batch: Callable[[SlotColumns, bool], np.ndarray],
     live: Callable[[object], float],
+    mirror: str = KEEP,
 ) -> PlayerFeature:
-    return PlayerFeature(name, scale, low, high, 0, batch, live)
+    return PlayerFeature(name, scale, low, high, 0, batch, live, mirror)
 
 
 def _categorical(
@@ -241,7 +297,32 @@ def _action_frame(columns: SlotColumns, is_leader: bool) -> np.ndarray:
     return frames + ZERO_INDEXED_ACTIONS[character, action]
 
 
-def _velocity(column: str, attribute: str) -> PlayerFeature:
+def _special_group(columns: SlotColumns, _: bool) -> np.ndarray:
+    action = np.minimum(columns.action_state.astype(np.int64), SPECIAL_GROUP_TABLE.shape[1] - 1)
+    return SPECIAL_GROUP_TABLE[columns.character.astype(np.int64) & 0xFF, action]
+
+
+def _special_group_live(player: object) -> float:
+    action = min(player.action.value, SPECIAL_GROUP_TABLE.shape[1] - 1)
+    return float(SPECIAL_GROUP_TABLE[player.character.value & 0xFF, action])
+
+
+def _charge(columns: SlotColumns, is_leader: bool) -> np.ndarray:
+    action = np.minimum(columns.action_state.astype(np.int64), CHARGE_FRAMES.shape[1] - 1)
+    full = CHARGE_FRAMES[columns.character.astype(np.int64) & 0xFF, action]
+    frames = _action_frame(columns, is_leader)
+    # The clip to [0, 1] in ``_finish`` caps a charge held past full.
+    return np.divide(frames, full, out=np.zeros_like(frames), where=full > 0)
+
+
+def _charge_live(player: object) -> float:
+    action = min(player.action.value, CHARGE_FRAMES.shape[1] - 1)
+    full = float(CHARGE_FRAMES[player.character.value & 0xFF, action])
+    # One float64 division of float32 values rounds to the float32 quotient: same bits.
+    return player.action_frame / full if full > 0 else 0.0
+
+
+def _velocity(column: str, attribute: str, mirror: str) -> PlayerFeature:
     return _continuous(
         column,
         0.25,
@@ -249,12 +330,13 @@ def _velocity(column: str, attribute: str) -> PlayerFeature:
         10,
         lambda c, _: getattr(c, column),
         lambda p: getattr(p, attribute),
+        mirror,
     )
 
 
 PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
     _continuous("exists", 1, 0, 1, lambda c, _: c.present, lambda p: 1.0),
-    _continuous("x", 0.01, -5, 5, lambda c, _: c.x, lambda p: p.position.x),
+    _continuous("x", 0.01, -5, 5, lambda c, _: c.x, lambda p: p.position.x, NEGATE),
     _continuous("y", 0.01, -5, 5, lambda c, _: c.y, lambda p: p.position.y),
     _continuous("percent", 0.01, 0, 10, lambda c, _: c.percent, lambda p: p.percent),
     _continuous("shield", 1 / 60, 0, 1, lambda c, _: c.shield, lambda p: p.shield_strength),
@@ -266,6 +348,7 @@ PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
         1,
         lambda c, _: np.where(c.facing > 0, np.float32(1), np.float32(-1)),
         lambda p: 1.0 if p.facing else -1.0,
+        NEGATE,
     ),
     _continuous("on_ground", 1, 0, 1, lambda c, _: ~c.airborne, lambda p: p.on_ground),
     _continuous(
@@ -281,11 +364,11 @@ PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
         lambda c, _: _trunc(c.hitstun_misc),
         lambda p: p.hitstun_frames_left,
     ),
-    _velocity("vel_self_x_air", "speed_air_x_self"),
-    _velocity("vel_self_y", "speed_y_self"),
-    _velocity("vel_knockback_x", "speed_x_attack"),
-    _velocity("vel_knockback_y", "speed_y_attack"),
-    _velocity("vel_self_x_ground", "speed_ground_x_self"),
+    _velocity("vel_self_x_air", "speed_air_x_self", NEGATE),
+    _velocity("vel_self_y", "speed_y_self", KEEP),
+    _velocity("vel_knockback_x", "speed_x_attack", NEGATE),
+    _velocity("vel_knockback_y", "speed_y_attack", KEEP),
+    _velocity("vel_self_x_ground", "speed_ground_x_self", NEGATE),
     _categorical("jumps_left", 8, lambda c, _: c.jumps_left, lambda p: p.jumps_left),
     _categorical(
         "action_state",
@@ -296,7 +379,102 @@ PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
     _categorical(
         "character", CHARACTER_LIMIT + 1, lambda c, _: c.character, lambda p: p.character.value
     ),
+    _categorical("special", len(SPECIAL_GROUPS), _special_group, _special_group_live),
+    _continuous("charge", 1, 0, 1, _charge, _charge_live),
 )
+
+
+# -- stage geometry ------------------------------------------------------------------------------
+
+GEOMETRY_PLAYERS: tuple[str, ...] = ("self", "opponent")
+GEOMETRY_FEATURES: tuple[tuple[str, float, float, float], ...] = (
+    # (name, scale, low, high); computed by ``_geometry_batch`` / ``_geometry_live``.
+    ("edge_distance", 0.01, -5, 5),
+    ("over_stage", 1, 0, 1),
+    ("blast_side", 0.01, -1, 5),
+    ("blast_top", 0.01, -1, 5),
+    ("blast_bottom", 0.01, -1, 5),
+    ("platform_below", 1, 0, 1),
+    ("platform_dy", 0.02, 0, 5),
+    ("platform_height", 0.02, -1, 5),
+)
+PLATFORM_CATCH = 1.0
+"""How far under a platform's surface a player still counts as on or above it (units)."""
+
+
+def _f32(value: float) -> float:
+    """``value`` rounded to float32, kept as a Python float.
+
+    Both paths compute each geometry feature as one subtraction of float32 values (the batch
+    path in float32, the live path in float64 then stored as float32); for one +, -, * or /
+    the float64 result rounds to exactly the float32 result, so the bits agree.
+    """
+    return float(np.float32(value))
+
+
+@dataclass(frozen=True)
+class StageGeometry:
+    """One stage's numbers as the embedding uses them (float32 values; see note [h])."""
+
+    edge: float
+    blast_left: float
+    blast_right: float
+    blast_top: float
+    blast_bottom: float
+    platforms: tuple[tuple[float, float, float, float], ...]  # (catch y, height, left, right)
+    randall: bool
+
+    @classmethod
+    def of(cls, stage: Stage) -> StageGeometry:
+        data = stage_data(stage)
+        return cls(
+            edge=_f32(data.edge_x),
+            blast_left=_f32(data.blast_left),
+            blast_right=_f32(data.blast_right),
+            blast_top=_f32(data.blast_top),
+            blast_bottom=_f32(data.blast_bottom),
+            platforms=tuple(
+                (_f32(_f32(h) - PLATFORM_CATCH), _f32(h), _f32(left), _f32(right))
+                for h, left, right in data.platforms
+            ),
+            randall=data.has_randall,
+        )
+
+    def to_list(self) -> list[object]:
+        return [
+            self.edge,
+            self.blast_left,
+            self.blast_right,
+            self.blast_top,
+            self.blast_bottom,
+            [list(p) for p in self.platforms],
+            self.randall,
+        ]
+
+
+def _randall_table() -> np.ndarray:
+    """``float32[period, 4]``: Randall's (catch y, height, left, right) on each frame of its loop,
+    from libmelee's extrapolation (the loop repeats, so frame ``f`` reads row ``f % period``)."""
+    rows = []
+    for frame in range(melee_stages.RANDALL_INTERVAL):
+        height, left, right = (_f32(v) for v in melee_stages.randall_position(frame))
+        rows.append((_f32(height - PLATFORM_CATCH), height, left, right))
+    return np.array(rows, dtype=np.float32)
+
+
+RANDALL = _randall_table()
+STAGE_GEOMETRY: tuple[StageGeometry | None, ...] = tuple(
+    StageGeometry.of(Stage[name]) if name != "OTHER" else None for name in STAGES
+)
+"""Per index of ``STAGES``: its geometry, None for the stages without (all features zero)."""
+assert {Stage[name] for name in STAGES[1:]} == set(LEGAL_STAGES)
+
+
+def _sparse(table: np.ndarray) -> list[list[float]]:
+    """The nonzero entries of a lookup table as (flat index, value) pairs, for the hash."""
+    flat = table.reshape(-1)
+    nonzero = np.flatnonzero(flat)
+    return [[int(i), float(flat[i])] for i in nonzero]
 
 
 @dataclass(frozen=True)
@@ -308,6 +486,7 @@ class FeatureColumn:
     low: float
     high: float
     vocab: int  # 0 for continuous features
+    mirror: str = KEEP
 
     @property
     def is_categorical(self) -> bool:
@@ -318,10 +497,20 @@ def _item_columns(slot: int) -> list[FeatureColumn]:
     prefix = f"item{slot}_"
     return [
         FeatureColumn(prefix + "type", 1, 0, 255, 256),
-        FeatureColumn(prefix + "dx", 0.01, -5, 5, 0),
+        FeatureColumn(prefix + "dx", 0.01, -5, 5, 0, NEGATE),
         FeatureColumn(prefix + "dy", 0.01, -5, 5, 0),
         FeatureColumn(prefix + "owner", 1, 0, 2, 3),
+        FeatureColumn(prefix + "vx", 0.25, -10, 10, 0, NEGATE),
+        FeatureColumn(prefix + "vy", 0.25, -10, 10, 0),
+        FeatureColumn(prefix + "state", 1, 0, 255, 256),
+        FeatureColumn(prefix + "timer", 1 / 64, -1, 8, 0),
+        FeatureColumn(prefix + "owner_dx", 0.01, -5, 5, 0, NEGATE),
+        FeatureColumn(prefix + "owner_dy", 0.01, -5, 5, 0),
     ]
+
+
+ITEM_WIDTH = 10
+"""Columns per item slot, in the order of ``_item_columns``."""
 
 
 def _previous_input_columns(controller: ControllerSpec) -> list[FeatureColumn]:
@@ -330,7 +519,8 @@ def _previous_input_columns(controller: ControllerSpec) -> list[FeatureColumn]:
         if classes == 2:
             columns.append(FeatureColumn(f"prev_{head}", 1, 0, 1, 0))
         else:
-            columns.append(FeatureColumn(f"prev_{head}", 1, 0, classes - 1, classes))
+            mirror = REFLECT if head in controller.mirrored_heads else KEEP
+            columns.append(FeatureColumn(f"prev_{head}", 1, 0, classes - 1, classes, mirror))
     return columns
 
 
@@ -345,17 +535,23 @@ class EmbeddingSpec:
     @cached_property
     def columns(self) -> tuple[FeatureColumn, ...]:
         columns = [
-            FeatureColumn(f"{slot}_{f.name}", f.scale, f.low, f.high, f.vocab)
+            FeatureColumn(f"{slot}_{f.name}", f.scale, f.low, f.high, f.vocab, f.mirror)
             for slot in SLOT_NAMES
             for f in PLAYER_FEATURES
         ]
         columns.append(FeatureColumn("stage", 1, 0, len(STAGES) - 1, len(STAGES)))
         # The opponent relative to the target at a finer scale than absolute positions:
         # spacing decisions hinge on a few units of distance.
-        columns.append(FeatureColumn("opponent_dx", RELATIVE_SCALE, -5, 5, 0))
+        columns.append(FeatureColumn("opponent_dx", RELATIVE_SCALE, -5, 5, 0, NEGATE))
         columns.append(FeatureColumn("opponent_dy", RELATIVE_SCALE, -5, 5, 0))
+        for player in GEOMETRY_PLAYERS:
+            columns.extend(
+                FeatureColumn(f"{player}_{name}", scale, low, high, 0)
+                for name, scale, low, high in GEOMETRY_FEATURES
+            )
         for slot in range(self.item_slots):
             columns.extend(_item_columns(slot))
+        columns.append(FeatureColumn("frame_delay", 1 / 16, 0, 4, 0))
         columns.extend(_previous_input_columns(self.controller))
         return tuple(columns)
 
@@ -366,6 +562,14 @@ class EmbeddingSpec:
     @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @cached_property
+    def mirror_plan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(negated column indices, reflected column indices, their vocabulary sizes)."""
+        negate = [i for i, c in enumerate(self.columns) if c.mirror == NEGATE]
+        reflect = [i for i, c in enumerate(self.columns) if c.mirror == REFLECT]
+        vocab = [self.columns[i].vocab for i in reflect]
+        return np.array(negate), np.array(reflect), np.array(vocab, dtype=np.float32)
 
     @property
     def categorical(self) -> tuple[tuple[int, int], ...]:
@@ -379,6 +583,11 @@ class EmbeddingSpec:
             "columns": [[c.name, c.scale, c.low, c.high, c.vocab] for c in self.columns],
             "stages": list(STAGES),
             "zero_indexed_actions": np.flatnonzero(ZERO_INDEXED_ACTIONS).tolist(),
+            "special_groups": list(SPECIAL_GROUPS),
+            "special_group_table": _sparse(SPECIAL_GROUP_TABLE),
+            "charge_frames": _sparse(CHARGE_FRAMES),
+            "stage_geometry": [g and g.to_list() for g in STAGE_GEOMETRY],
+            "randall": RANDALL.tolist(),
             "controller_hash": self.controller.content_hash,
         }
 
@@ -394,12 +603,19 @@ _DIM = len(_COLUMNS)
 _SCALE = np.array([c.scale for c in _COLUMNS], dtype=np.float32)
 _LOW = np.array([c.low for c in _COLUMNS], dtype=np.float32)
 _HIGH = np.array([c.high for c in _COLUMNS], dtype=np.float32)
-_STAGE = len(SLOT_NAMES) * len(PLAYER_FEATURES)
+_STAGE = EMBEDDING_SPEC.names.index("stage")
 _RELATIVE = _STAGE + 1
-_ITEM_START = _RELATIVE + 2
-_PREVIOUS_START = _ITEM_START + 4 * ITEM_SLOTS
+_GEOMETRY_START = _RELATIVE + 2
+_GEOMETRY_WIDTH = len(GEOMETRY_FEATURES)
+_ITEM_START = _GEOMETRY_START + len(GEOMETRY_PLAYERS) * _GEOMETRY_WIDTH
+_DELAY = _ITEM_START + ITEM_WIDTH * ITEM_SLOTS
+_PREVIOUS_START = _DELAY + 1
 PREVIOUS_INPUT_COLUMNS = slice(_PREVIOUS_START, _DIM)
 """Where a frame vector holds the previous input's controller classes."""
+FRAME_DELAY_COLUMN = _DELAY
+"""Where a frame vector holds the frame delay feature."""
+assert EMBEDDING_SPEC.names[_ITEM_START] == "item0_type"
+assert EMBEDDING_SPEC.names[_DELAY] == "frame_delay"
 
 
 def _finish(raw: np.ndarray) -> np.ndarray:
@@ -439,7 +655,8 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
             raw[:, slot_index * block + offset] = np.where(
                 present, feature.batch(slot, is_leader), np.float32(0)
             )
-    raw[:, _STAGE] = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
+    stage = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
+    raw[:, _STAGE] = stage
     target, opponent = columns.slots[0], columns.slots[2]
     both = target.present.astype(np.bool_) & opponent.present.astype(np.bool_)
     for offset, axis in enumerate(("x", "y")):
@@ -447,19 +664,54 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
             np.float32
         )
         raw[:, _RELATIVE + offset] = np.where(both, difference, np.float32(0))
+    geometry = STAGE_GEOMETRY[stage]
+    if geometry is not None:
+        for index, slot in enumerate((target, opponent)):
+            start = _GEOMETRY_START + index * _GEOMETRY_WIDTH
+            values = _geometry_batch(geometry, slot, columns.frames)
+            present = slot.present.astype(np.bool_, copy=False)
+            raw[:, start : start + _GEOMETRY_WIDTH] = np.where(present[:, None], values, 0)
     _nearest_items_batch(raw, columns)
+    raw[:, _DELAY] = columns.frame_delay
     raw[:, _PREVIOUS_START:] = columns.previous_input
     return _finish(raw)
+
+
+def _geometry_batch(geometry: StageGeometry, slot: SlotColumns, frames: np.ndarray) -> np.ndarray:
+    """``float32[N, len(GEOMETRY_FEATURES)]`` for one player (see ``_geometry_live``)."""
+    x = slot.x.astype(np.float32, copy=False)
+    y = slot.y.astype(np.float32, copy=False)
+    out = np.empty((len(x), len(GEOMETRY_FEATURES)), dtype=np.float32)
+    distance = np.abs(x)
+    out[:, 0] = distance - np.float32(geometry.edge)
+    out[:, 1] = distance <= geometry.edge
+    left, right = np.float32(geometry.blast_left), np.float32(geometry.blast_right)
+    out[:, 2] = np.minimum(x - left, right - x)
+    out[:, 3] = np.float32(geometry.blast_top) - y
+    out[:, 4] = y - np.float32(geometry.blast_bottom)
+    best = np.full(len(x), -np.inf, dtype=np.float32)
+    platforms = [np.asarray(p, dtype=np.float32)[:, None] for p in geometry.platforms]
+    if geometry.randall:
+        platforms.append(RANDALL[np.mod(frames, len(RANDALL))].T)
+    for catch, height, left, right in platforms:
+        below = (x >= left) & (x <= right) & (y >= catch) & (height > best)
+        best = np.where(below, height, best)
+    found = best > -np.inf
+    out[:, 5] = found
+    out[:, 6] = np.where(found, y - best, np.float32(0))
+    out[:, 7] = np.where(found, best, np.float32(0))
+    return out
 
 
 def _nearest_items_batch(raw: np.ndarray, columns: GameColumns) -> None:
     items = columns.items
     if len(items.frame_index) == 0:
         return
-    target = columns.slots[0]
+    target, opponent = columns.slots[0], columns.slots[2]
     frame_index = items.frame_index.astype(np.int64)
-    dx = items.x.astype(np.float32) - target.x.astype(np.float32)[frame_index]
-    dy = items.y.astype(np.float32) - target.y.astype(np.float32)[frame_index]
+    item_x, item_y = items.x.astype(np.float32), items.y.astype(np.float32)
+    dx = item_x - target.x.astype(np.float32)[frame_index]
+    dy = item_y - target.y.astype(np.float32)[frame_index]
     distance = dx * dx + dy * dy
     order = np.lexsort((items.spawn_id, distance, frame_index))
     sorted_frames = frame_index[order]
@@ -467,13 +719,30 @@ def _nearest_items_batch(raw: np.ndarray, columns: GameColumns) -> None:
     rank = np.arange(len(order)) - first_of_frame
     keep = rank < ITEM_SLOTS
     rows, chosen, slot = sorted_frames[keep], order[keep], rank[keep]
-    base = _ITEM_START + 4 * slot
+    base = _ITEM_START + ITEM_WIDTH * slot
     item_type = np.minimum(items.item_type[chosen].astype(np.float32), 254) + 1
     owner_port = items.owner[chosen].astype(np.int64) + 1
+    relation = _owner_relation(owner_port, columns.target_port, columns.opponent_port)
     raw[rows, base] = item_type
     raw[rows, base + 1] = dx[chosen]
     raw[rows, base + 2] = dy[chosen]
-    raw[rows, base + 3] = _owner_relation(owner_port, columns.target_port, columns.opponent_port)
+    raw[rows, base + 3] = relation
+    raw[rows, base + 4] = items.vel_x[chosen]
+    raw[rows, base + 5] = items.vel_y[chosen]
+    raw[rows, base + 6] = items.state[chosen]
+    raw[rows, base + 7] = _trunc(items.timer[chosen])
+    # An item's position relative to its owner: the target's (dx, dy) already, the opponent's
+    # while the opponent is in the frame, nothing for unowned items.
+    mine = relation == 1
+    theirs = (relation == 2) & opponent.present.astype(np.bool_)[rows]
+    opponent_x = opponent.x.astype(np.float32)[rows]
+    opponent_y = opponent.y.astype(np.float32)[rows]
+    raw[rows, base + 8] = np.where(
+        mine, dx[chosen], np.where(theirs, item_x[chosen] - opponent_x, np.float32(0))
+    )
+    raw[rows, base + 9] = np.where(
+        mine, dy[chosen], np.where(theirs, item_y[chosen] - opponent_y, np.float32(0))
+    )
 
 
 # -- the runtime path: one libmelee GameState ---------------------------------------------------
@@ -484,11 +753,13 @@ def embed_gamestate(
     port: int,
     opponent_port: int,
     previous_input: np.ndarray,
+    frame_delay: int = 0,
 ) -> np.ndarray:
     """Embed one libmelee ``GameState`` for the player on ``port``: ``float32[dim]``.
 
     ``previous_input`` is the controller classes of the last action the policy sent
-    (``CONTROLLER_SPEC.neutral()`` on a game's first frame).
+    (``CONTROLLER_SPEC.neutral()`` on a game's first frame); ``frame_delay`` the delay the
+    policy plays at when it was trained with the delay as input (its artifact says), else 0.
     """
     players = gamestate.players
     target = players.get(port)
@@ -501,24 +772,55 @@ def embed_gamestate(
             values.extend([0.0] * len(PLAYER_FEATURES))
         else:
             values.extend([feature.live(player) for feature in PLAYER_FEATURES])
-    values.append(float(stage_index(gamestate.stage.name)))
+    stage = stage_index(gamestate.stage.name)
+    values.append(float(stage))
     if opponent is None:
         values.extend((0.0, 0.0))
     else:
         for axis in ("x", "y"):
             mine = np.float32(getattr(target.position, axis))
             values.append(float(np.float32(getattr(opponent.position, axis)) - mine))
-    values.extend(_nearest_items_live(gamestate.projectiles, target, port, opponent_port))
+    geometry = STAGE_GEOMETRY[stage]
+    for player in (target, opponent):
+        if geometry is None or player is None:
+            values.extend([0.0] * _GEOMETRY_WIDTH)
+        else:
+            values.extend(_geometry_live(geometry, player, int(gamestate.frame)))
+    values.extend(_nearest_items_live(gamestate.projectiles, target, opponent, port, opponent_port))
+    values.append(float(frame_delay))
     raw = np.empty(_DIM, dtype=np.float32)
     raw[:_PREVIOUS_START] = values
     raw[_PREVIOUS_START:] = previous_input
     return _finish(raw)
 
 
+def _geometry_live(geometry: StageGeometry, player: object, frame: int) -> list[float]:
+    """The stage geometry features of one player; the same arithmetic as ``_geometry_batch``."""
+    x, y = float(player.position.x), float(player.position.y)
+    distance = abs(x)
+    best = None
+    platforms = list(geometry.platforms)
+    if geometry.randall:
+        platforms.append(tuple(RANDALL[frame % len(RANDALL)].tolist()))
+    for catch, height, left, right in platforms:
+        if left <= x <= right and y >= catch and (best is None or height > best):
+            best = height
+    return [
+        distance - geometry.edge,
+        float(distance <= geometry.edge),
+        min(x - geometry.blast_left, geometry.blast_right - x),
+        geometry.blast_top - y,
+        y - geometry.blast_bottom,
+        float(best is not None),
+        y - best if best is not None else 0.0,
+        best if best is not None else 0.0,
+    ]
+
+
 def _nearest_items_live(
-    projectiles: list, target: object, port: int, opponent_port: int
+    projectiles: list, target: object, opponent: object, port: int, opponent_port: int
 ) -> list[float]:
-    values = [0.0] * (4 * ITEM_SLOTS)
+    values = [0.0] * (ITEM_WIDTH * ITEM_SLOTS)
     if not projectiles:
         return values
     target_x, target_y = np.float32(target.position.x), np.float32(target.position.y)
@@ -531,10 +833,23 @@ def _nearest_items_live(
     for slot, (_, _, dx, dy, projectile) in enumerate(ranked[:ITEM_SLOTS]):
         owner = projectile.owner
         relation = 1 if owner == port else 2 if owner == opponent_port else 0
-        values[4 * slot : 4 * slot + 4] = [
+        if relation == 1:
+            owner_dx, owner_dy = float(dx), float(dy)
+        elif relation == 2 and opponent is not None:
+            owner_dx = float(projectile.position.x) - float(opponent.position.x)
+            owner_dy = float(projectile.position.y) - float(opponent.position.y)
+        else:
+            owner_dx = owner_dy = 0.0
+        values[ITEM_WIDTH * slot : ITEM_WIDTH * (slot + 1)] = [
             float(min(projectile.type.value, 254) + 1),
             float(dx),
             float(dy),
             float(relation),
+            float(projectile.speed.x),
+            float(projectile.speed.y),
+            float(projectile.subtype),
+            float(projectile.expiration_frames),
+            owner_dx,
+            owner_dy,
         ]
     return values

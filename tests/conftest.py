@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REAL_REPLAYS_ENV = "EXPHIL_REAL_REPLAYS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`-n 2` in pyproject's addopts) two workers share CI's 2 cores: one
+    torch thread each, for the subprocesses they start too (CLI runs, torchrun ranks). A
+    second thread per worker only oversubscribes the cores, and the models here are so small
+    that a busy thread pool costs more than the ops it takes over."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(1)
 
 
 @dataclass(frozen=True)

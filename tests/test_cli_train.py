@@ -13,7 +13,17 @@ from typer.testing import CliRunner
 from exphil_pipeline.cli import app
 from exphil_pipeline.training.presets import PresetError, preset
 
-ROW_KEYS = {"model", "action_accuracy", "closed_loop_action_accuracy"}
+ROW_KEYS = {
+    "model",
+    "action_accuracy",
+    "closed_loop_action_accuracy",
+    "nll_bits_per_frame",
+    "button_press_f1",
+    "button_change_f1",
+    "main_stick_f1",
+    "per_character",
+    "per_matchup",
+}
 
 
 @pytest.fixture
@@ -43,6 +53,14 @@ def test_tiny_preset_trains_on_sample_replays(
     for row in out["evaluation"]:
         assert set(row) >= ROW_KEYS
         assert 0.0 <= row["action_accuracy"] <= 1.0
+        for key in ("button_press_f1", "button_change_f1", "main_stick_f1"):
+            assert row[key] is None or 0.0 <= row[key] <= 1.0, key
+        # The sample games are Mewtwo against Fox: one character, one matchup, every frame.
+        assert row["per_character"]["MEWTWO"]["frames"] == row["frames"]
+        assert row["per_matchup"]["MEWTWO"]["FOX"]["frames"] == row["frames"]
+    teacher, fp32, int8 = out["evaluation"]
+    assert teacher["nll_bits_per_frame"] > 0 and fp32["nll_bits_per_frame"] > 0
+    assert int8["nll_bits_per_frame"] is None  # a quantized graph exposes only its own path
     # The flag reached the run the instance recorded (the preset does not set it).
     run = DagsterInstance.get().get_run_by_id(out["run_id"])
     assert run.run_config["ops"]["teacher"]["config"]["device"] == "cpu"

@@ -12,6 +12,7 @@ import numpy as np
 
 from exphil_pipeline.distillation.soft_labels import SoftLabels
 from exphil_pipeline.storage.layout import ExperimentPaths
+from exphil_pipeline.training.episodes import Episodes
 from exphil_pipeline.training.training_set import TrainingSet
 
 
@@ -59,6 +60,8 @@ class EvaluationFrames:
     targets: np.ndarray
     soft: np.ndarray
     split: str
+    matchups: list[tuple[str, str]]
+    """Per frame: the target's character and the opponent's (from the split's episodes)."""
 
 
 def evaluation_frames(experiment: ExperimentPaths, max_frames: int) -> EvaluationFrames:
@@ -68,4 +71,27 @@ def evaluation_frames(experiment: ExperimentPaths, max_frames: int) -> Evaluatio
     frames = frame_split(dataset, SoftLabels.of(experiment), split)
     count = min(len(frames), max_frames) if max_frames else len(frames)
     features, targets, soft = frames.rows(np.arange(count))
-    return EvaluationFrames(features, targets, soft, split)
+    return EvaluationFrames(
+        features, targets, soft, split, frame_matchups(dataset, split, frames.offsets, count)
+    )
+
+
+def frame_matchups(
+    dataset: TrainingSet, split: str, offsets: np.ndarray, count: int
+) -> list[tuple[str, str]]:
+    """(character, opponent character) of the first ``count`` rows of ``split`` in shard
+    order, the shards starting at global rows ``offsets``."""
+    episodes = Episodes.of(dataset, split)
+    episode_of_row = np.full(count, -1, dtype=np.int64)
+    firsts = offsets[episodes.shard] + episodes.start
+    for episode in np.flatnonzero(firsts < count):
+        first = firsts[episode]
+        episode_of_row[first : first + episodes.length[episode]] = episode
+    if (episode_of_row < 0).any():
+        row = int(np.flatnonzero(episode_of_row < 0)[0])
+        raise ValueError(
+            f"{dataset.path}: row {row} of split {split!r} belongs to no episode of its "
+            "episodes.parquet; rebuild the training set"
+        )
+    pairs = list(zip(episodes.character, episodes.opponent_character, strict=True))
+    return [pairs[episode] for episode in episode_of_row]

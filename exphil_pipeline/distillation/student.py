@@ -2,7 +2,9 @@
 
 It minimizes, summed over heads, ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) *
 CE(student, human)`` on random frames, and is saved to
-``$EXPHIL_HOME/students/<experiment>/student.pt`` with the teacher's policy contract.
+``$EXPHIL_HOME/students/<experiment>/student.pt`` with the teacher's policy contract. The
+learning-rate schedules and EMA weights are the teacher's
+(:mod:`exphil_pipeline.training.optimization`), and so are the progress lines in the log.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from exphil_pipeline.distillation.labelled_frames import FrameSplit, frame_split
 from exphil_pipeline.distillation.soft_labels import HEAD_SLICES, SoftLabels, distilled_teacher
 from exphil_pipeline.storage.atomic import atomic_path
 from exphil_pipeline.storage.layout import ExperimentPaths
+from exphil_pipeline.training.optimization import SCHEDULES, ema_of, known_schedule, lr_scheduler
 from exphil_pipeline.training.policy_contract import PolicyContract
 from exphil_pipeline.training.previous_input_noise import shuffle_previous_input
+from exphil_pipeline.training.progress_log import ProgressMeter
 from exphil_pipeline.training.training_set import TrainingSet
 from exphil_pipeline.training.training_set_manifest import TrainingSetManifest
 from models import Policy, PolicyConfig
@@ -47,8 +51,33 @@ class StudentConfig(Config):
     )
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=512, ge=1, description="Random frames per step.")
-    learning_rate: float = Field(default=2e-3, gt=0, description="Peak of the one-cycle AdamW.")
+    learning_rate: float = Field(default=2e-3, gt=0, description="Peak AdamW learning rate.")
     weight_decay: float = Field(default=1e-4, ge=0)
+    schedule: str = Field(
+        default="one_cycle",
+        description=f"One of {', '.join(SCHEDULES)}, as the teacher's "
+        "(exphil_pipeline.training.optimization).",
+    )
+    warmup_fraction: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="Warm-up length as a share of all steps (the run's length in steps "
+        "follows from the number of training frames).",
+    )
+    ema_decay: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Exponential moving average of the weights, decay per step (0: off). "
+        "When on, the metrics and student.pt use the averaged weights.",
+    )
+    progress_every_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="Seconds between progress lines in the log (steps/s, frames/s, time "
+        "left); 0: every step.",
+    )
     seed: int = Field(default=0, description="Weights and batch order follow from it.")
     previous_input_noise: float = Field(
         default=0.0,
@@ -69,6 +98,11 @@ class StudentConfig(Config):
                 f"hidden_sizes must be one width repeated per layer (e.g. [64, 64]), got {sizes}"
             )
         return sizes
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: str) -> str:
+        return known_schedule(value)
 
     def policy_config(self, manifest: TrainingSetManifest) -> PolicyConfig:
         return manifest.policy_config(
@@ -173,23 +207,26 @@ def _fit(
     temperature: float,
     config: StudentConfig,
     log: Callable[[str], None],
-) -> float:
-    """Train ``policy`` on random frames for ``config.epochs``; returns frames per second."""
+) -> tuple[Policy, float]:
+    """Train ``policy`` on random frames for ``config.epochs``; returns the weights to keep
+    (the EMA weights when ``ema_decay`` is on) and frames per second."""
     optimizer = torch.optim.AdamW(
         policy.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     rng = np.random.default_rng(config.seed)
     steps_per_epoch = max(1, len(frames) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=config.learning_rate,
-        total_steps=steps_per_epoch * config.epochs,
-        pct_start=0.1,
+    total_steps = steps_per_epoch * config.epochs
+    scheduler = lr_scheduler(
+        optimizer, config.schedule, total_steps, config.warmup_fraction * total_steps
     )
+    ema = ema_of(policy, config.ema_decay)
+    meter = ProgressMeter(log, config.progress_every_s, label="student ")
     trained, seconds = 0, 0.0
     for epoch in range(config.epochs):
         order = rng.permutation(len(frames))
         losses = []
+        done = epoch * steps_per_epoch
+        meter.start_epoch(epoch, config.epochs, steps_per_epoch, 0, total_steps, done)
         for step in range(steps_per_epoch):
             began = time.perf_counter()
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
@@ -202,11 +239,15 @@ def _fit(
             loss.backward()
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(policy)
             losses.append(loss.item())
             trained += len(index)
             seconds += time.perf_counter() - began
+            meter.update(step + 1, done + step + 1, len(index), losses[-1])
         log(f"student epoch {epoch}: loss {np.mean(losses):.4f}")
-    return trained / max(seconds, 1e-9)
+    kept = ema.module if ema is not None else policy
+    return kept, trained / max(seconds, 1e-9)
 
 
 def train_student(
@@ -221,7 +262,7 @@ def train_student(
         raise ValueError(f"the training set of experiment {experiment.name!r} has no frames")
     torch.manual_seed(config.seed)
     policy = Policy.from_config(config.policy_config(dataset.manifest))
-    frames_per_s = _fit(policy, train_frames, labels.temperature, config, log)
+    policy, frames_per_s = _fit(policy, train_frames, labels.temperature, config, log)
     split = dataset.evaluation_split
     metrics = student_metrics(policy, frame_split(dataset, labels, split), config.eval_max_frames)
     checkpoint = StudentCheckpoint(policy, config, contract, metrics)

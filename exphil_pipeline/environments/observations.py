@@ -86,6 +86,7 @@ def embed_state(
             previous_input=previous_input[:, port],
             target_port=port + 1,
             opponent_port=other + 1,
+            frames=state.frame,
         )
         out[:, port] = embed_batch(columns)
     return out

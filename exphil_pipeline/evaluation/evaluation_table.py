@@ -2,11 +2,21 @@
 
 Definitions (all on held-out frames):
 
-- NLL: sum over heads of the teacher-forced negative log-likelihood of the human's action
-  (PyTorch models only; a quantized graph only exposes its own sampling path);
+- NLL: sum over heads of the teacher-forced negative log-likelihood of the human's action,
+  per frame, in nats (``nll``) and in bits (``nll_bits_per_frame``, HAL's unit). PyTorch
+  models only: the FP32 row's is its PyTorch student's (the ``policy_onnx`` gate holds the
+  graph's logits to it), and the INT8 row has none (a quantized graph only exposes its own
+  sampling path);
 - accuracy: for the teacher, teacher-forced top-1 per head; for the ONNX artifacts, the
   classes the graph itself picks at temperature 0 (what the bot would press), per head and
   for the whole action;
+- button press F1, button change F1, main-stick F1: of the same classes as the accuracy,
+  defined in :mod:`exphil_pipeline.evaluation.action_metrics` (micro-averaged over buttons;
+  a change is a difference from the recorded previous frame; the main stick's (x, y) pair
+  macro-averaged over the classes present). Buttons are predicted first, from the hidden
+  state alone, so their classes are the same teacher-forced or picked by the graph;
+- per character and per matchup: the same figures for the frames of each target character,
+  and of each (character, opponent character) pair;
 - closed loop: whole-action accuracy when each episode is played frame by frame at
   temperature 0 with the model's own last choice as the previous input, as in play
   (:mod:`exphil_pipeline.evaluation.closed_loop`); the gap to the action accuracy is what
@@ -37,6 +47,14 @@ from pydantic import Field, field_validator
 from exphil_pipeline.distillation.labelled_frames import EvaluationFrames, evaluation_frames
 from exphil_pipeline.distillation.soft_labels import HEAD_SLICES, distilled_teacher
 from exphil_pipeline.distillation.student import StudentCheckpoint
+from exphil_pipeline.evaluation.action_metrics import (
+    HEADLINE,
+    REPORTED,
+    Breakdown,
+    count_by_matchup,
+    headline,
+    recorded_previous,
+)
 from exphil_pipeline.evaluation.arena import ArenaConfig, PlayerStats, play_arena
 from exphil_pipeline.evaluation.closed_loop import (
     FrameStep,
@@ -45,7 +63,12 @@ from exphil_pipeline.evaluation.closed_loop import (
     split_episodes,
     torch_frame_step,
 )
-from exphil_pipeline.evaluation.measurements import latency_us, run_artifact, torch_step_latency
+from exphil_pipeline.evaluation.measurements import (
+    latency_us,
+    run_artifact,
+    teacher_forced_nll,
+    torch_step_latency,
+)
 from exphil_pipeline.evaluation.players import OnnxPlayer, Player, ScriptedPlayer, TeacherPlayer
 from exphil_pipeline.simulator.melee_data import SIMULATED_NAMES, check_simulated
 from exphil_pipeline.simulator.scripted_players import STRONGEST
@@ -59,6 +82,17 @@ from runtime.onnx_policy import OnnxPolicy
 
 MAIN_X = CONTROLLER_SPEC.heads.index("main_x")
 EVALUATION_LANES = 16
+METRIC_KEYS = (
+    "action_accuracy",
+    "closed_loop_action_accuracy",
+    "nll_bits_per_frame",
+    "button_press_f1",
+    "button_change_f1",
+    "main_stick_f1",
+    "win_rate",
+    "net_stocks_per_minute",
+)
+"""The figures of each model the ``evaluation`` asset records as its ``metrics``."""
 
 
 class EvaluationConfig(Config):
@@ -91,11 +125,16 @@ class EvaluationConfig(Config):
 class EvaluationReport:
     table: str
     per_head: str
+    per_button_f1: str
+    breakdown: str
+    """Markdown: the headline figures per model, target character and opponent character."""
     confusion_markdown: str
     folder: Path
     outcomes: dict[str, dict[str, float | None]]
     """Per model: ``win_rate``, ``ci_low``, ``ci_high``, ``net_stocks_per_minute`` against
     the strongest scripted level (empty when no outcome games were played)."""
+    metrics: dict[str, dict[str, float | None]]
+    """Per model: the figures the field reports (see :data:`METRIC_KEYS`)."""
 
 
 def _outcome(player: Player, config: EvaluationConfig) -> PlayerStats | None:
@@ -159,6 +198,12 @@ def _teacher_row(
         "nll": best.get("loss", float("nan")),
         "accuracy": best.get("accuracy", {}),
         "action": best.get("action_accuracy"),
+        "figures": {key: best.get(key) for key in REPORTED},
+        "per_character": {c: headline(v) for c, v in best.get("per_character", {}).items()},
+        "per_matchup": {
+            c: {o: headline(v) for o, v in opponents.items()}
+            for c, opponents in best.get("per_matchup", {}).items()
+        },
         "closed_loop": played(lambda: torch_frame_step(teacher.policy)),
         "agreement": 1.0,
         "parameters": sum(p.numel() for p in teacher.policy.parameters()),
@@ -179,10 +224,15 @@ def _artifact_row(
     frames: EvaluationFrames,
     played: Callable[[Callable[[], FrameStep]], float],
     config: EvaluationConfig,
+    nll: np.ndarray | None,
 ) -> tuple[dict, np.ndarray]:
-    """The row of one ONNX artifact, and the classes it chose on every frame."""
+    """The row of one ONNX artifact, and the classes it chose on every frame; ``nll[N,
+    heads]`` is the teacher-forced NLL of the human's classes where the model gives one."""
     chosen = run_artifact(path, frames.features).classes
-    correct = chosen == frames.targets
+    counts = count_by_matchup(
+        chosen, frames.targets, recorded_previous(frames.features), frames.matchups, nll
+    )
+    breakdown = Breakdown.of(counts)
     teacher_choice = np.stack(
         [frames.soft[:, columns].astype(np.float32).argmax(-1) for columns in HEAD_SLICES], axis=1
     )
@@ -190,9 +240,12 @@ def _artifact_row(
     row = {
         "model": label,
         "frames": len(frames.features),
-        "nll": student.metrics.student_loss if "FP32" in label else None,
-        "accuracy": {h: float(correct[:, i].mean()) for i, h in enumerate(CONTROLLER_SPEC.heads)},
-        "action": float(correct.all(axis=1).mean()),
+        "nll": None if nll is None else float(nll.sum(axis=1).mean()),
+        "accuracy": breakdown.overall["head_accuracy"],
+        "action": breakdown.overall["action_accuracy"],
+        "figures": {key: breakdown.overall[key] for key in REPORTED},
+        "per_character": breakdown.per_character,
+        "per_matchup": breakdown.per_matchup,
         "closed_loop": played(lambda: onnx_frame_step(policy)),
         "agreement": float((chosen == teacher_choice).mean()),
         "parameters": sum(p.numel() for p in student.policy.parameters()),
@@ -217,9 +270,14 @@ def evaluation_report(experiment: ExperimentPaths, config: EvaluationConfig) -> 
         return closed_loop_accuracy(new_step, episodes).all_heads
 
     rows = [_teacher_row(experiment, frames, played, config)]
-    fp32, _ = _artifact_row("student FP32", experiment.policy_fp32, student, frames, played, config)
+    # The FP32 graph is the PyTorch student exported; the policy_onnx gate holds its logits to
+    # the student's, so the student's NLL is the graph's.
+    student_nll = teacher_forced_nll(student.policy, frames.features, frames.targets)
+    fp32, _ = _artifact_row(
+        "student FP32", experiment.policy_fp32, student, frames, played, config, student_nll
+    )
     int8, chosen = _artifact_row(
-        "student INT8", experiment.policy_int8, student, frames, played, config
+        "student INT8", experiment.policy_int8, student, frames, played, config, None
     )
     rows += [fp32, int8]
     png = _confusion_png(
@@ -227,8 +285,13 @@ def evaluation_report(experiment: ExperimentPaths, config: EvaluationConfig) -> 
     )
     table = _summary_table(rows, frames.split, config)
     per_head = _per_head_table(rows)
-    experiment.evaluation_table.write_text(table + "\n\n" + per_head + "\n")
-    evaluation_json(experiment).write_text(json.dumps(_json_rows(rows), indent=2) + "\n")
+    per_button_f1 = _button_f1_table(rows)
+    breakdown = _breakdown_table(rows, frames.split)
+    experiment.evaluation_table.write_text(
+        "\n\n".join([table, per_head, per_button_f1, breakdown]) + "\n"
+    )
+    json_rows = _json_rows(rows)
+    evaluation_json(experiment).write_text(json.dumps(json_rows, indent=2) + "\n")
     outcomes = {
         row["model"]: {
             "win_rate": row["outcome"].win_rate,
@@ -242,9 +305,12 @@ def evaluation_report(experiment: ExperimentPaths, config: EvaluationConfig) -> 
     return EvaluationReport(
         table,
         per_head,
+        per_button_f1,
+        breakdown,
         png_markdown(png, "main stick confusion"),
         experiment.artifacts,
         outcomes,
+        {row["model"]: {key: row[key] for key in METRIC_KEYS} for row in json_rows},
     )
 
 
@@ -271,6 +337,14 @@ def _json_rows(rows: list[dict]) -> list[dict]:
             "closed_loop_action_accuracy": _number(row["closed_loop"]),
             "agreement_with_teacher": _number(row["agreement"]),
             "head_accuracy": {head: _number(v) for head, v in row["accuracy"].items()},
+            "nll_bits_per_frame": _number(row["figures"]["nll_bits_per_frame"]),
+            "button_press_f1": _number(row["figures"]["button_press_f1"]),
+            "button_change_f1": _number(row["figures"]["button_change_f1"]),
+            "main_stick_f1": _number(row["figures"]["main_stick_f1"]),
+            "button_press_f1_per_button": row["figures"]["button_press_f1_per_button"],
+            "button_change_f1_per_button": row["figures"]["button_change_f1_per_button"],
+            "per_character": row["per_character"],
+            "per_matchup": row["per_matchup"],
             "win_rate": row["outcome"].win_rate if row["outcome"] else None,
             "net_stocks_per_minute": (
                 row["outcome"].net_stocks_per_minute if row["outcome"] else None
@@ -300,17 +374,21 @@ def _outcome_cells(outcome: PlayerStats | None) -> str:
 def _summary_table(rows: list[dict], split: str, config: EvaluationConfig) -> str:
     versus = f"vs scripted:{STRONGEST} ({config.outcome_games} games)"
     lines = [
-        f"| model | {split} frames | NLL | mean head accuracy | action accuracy "
-        "| closed-loop action accuracy | agreement with teacher "
+        f"| model | {split} frames | NLL bits/frame | mean head accuracy | action accuracy "
+        "| closed-loop action accuracy | button press F1 | button change F1 | main-stick F1 "
+        "| agreement with teacher "
         f"| win rate {versus} [95% CI] | net stocks/min {versus} | parameters | file bytes "
         "| p50 µs | p99 µs |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|" + "---:|" * 15,
     ]
     for row in rows:
         accuracy = np.mean(list(row["accuracy"].values())) if row["accuracy"] else None
+        figures = row["figures"]
         lines.append(
-            f"| {row['model']} | {row['frames']:,} | {_cell(row['nll'], 3)} | {_cell(accuracy)} "
-            f"| {_cell(row['action'])} | {_cell(row['closed_loop'])} "
+            f"| {row['model']} | {row['frames']:,} | {_cell(figures['nll_bits_per_frame'], 3)} "
+            f"| {_cell(accuracy)} | {_cell(row['action'])} | {_cell(row['closed_loop'])} "
+            f"| {_cell(figures['button_press_f1'])} | {_cell(figures['button_change_f1'])} "
+            f"| {_cell(figures['main_stick_f1'])} "
             f"| {_cell(row['agreement'])} | {_outcome_cells(row['outcome'])} "
             f"| {row['parameters']:,} "
             f"| {row['bytes']:,} | {row['latency']['p50_us']} | {row['latency']['p99_us']} |"
@@ -324,4 +402,44 @@ def _per_head_table(rows: list[dict]) -> str:
     for head in CONTROLLER_SPEC.heads:
         cells = " | ".join(_cell(r["accuracy"].get(head)) for r in rows)
         lines.append(f"| {head} | {cells} |")
+    return "\n".join(lines)
+
+
+def _button_f1_table(rows: list[dict]) -> str:
+    header = "| button | " + " | ".join(
+        f"{r['model']} press F1 | {r['model']} change F1" for r in rows
+    )
+    lines = [header + " |", "|---|" + "---:|" * (2 * len(rows))]
+    for button in CONTROLLER_SPEC.buttons:
+        cells = " | ".join(
+            f"{_cell(r['figures']['button_press_f1_per_button'].get(button))} "
+            f"| {_cell(r['figures']['button_change_f1_per_button'].get(button))}"
+            for r in rows
+        )
+        lines.append(f"| {button} | {cells} |")
+    return "\n".join(lines)
+
+
+def _breakdown_table(rows: list[dict], split: str) -> str:
+    """Per model: each target character over every opponent ("all"), then each matchup."""
+    lines = [
+        f"| model | character | opponent | {split} frames | NLL bits/frame | action accuracy "
+        "| button press F1 | button change F1 | main-stick F1 |",
+        "|---|---|---|" + "---:|" * 6,
+    ]
+
+    def line(model: str, character: str, opponent: str, figures: dict) -> str:
+        cells = " | ".join(
+            f"{figures[key]:,}"
+            if key == "frames"
+            else _cell(figures[key], 3 if "nll" in key else 4)
+            for key in HEADLINE
+        )
+        return f"| {model} | {character} | {opponent} | {cells} |"
+
+    for row in rows:
+        for character, figures in row["per_character"].items():
+            lines.append(line(row["model"], character, "all", figures))
+            for opponent, versus in row["per_matchup"].get(character, {}).items():
+                lines.append(line(row["model"], character, opponent, versus))
     return "\n".join(lines)

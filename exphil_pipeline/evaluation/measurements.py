@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from models import Policy
 from runtime.artifact_manifest import read_manifest
@@ -55,6 +56,22 @@ def pytorch_path_logits(policy: Policy, features: np.ndarray, classes: np.ndarra
     policy.eval()
     logits, _ = policy(torch.from_numpy(features).unsqueeze(1), torch.from_numpy(classes)[:, None])
     return torch.cat([head.squeeze(1) for head in logits], dim=-1).numpy()
+
+
+@torch.no_grad()
+def teacher_forced_nll(policy: Policy, features: np.ndarray, human: np.ndarray) -> np.ndarray:
+    """``float32[N, heads]``: the stateless policy's NLL of the human's class in nats, each head
+    conditioned on the human's classes of the heads before it."""
+    policy.eval()
+    targets = torch.from_numpy(np.asarray(human)).long()
+    logits, _ = policy(torch.from_numpy(features).unsqueeze(1), targets[:, None])
+    return torch.stack(
+        [
+            F.cross_entropy(head.squeeze(1), targets[:, i], reduction="none")
+            for i, head in enumerate(logits)
+        ],
+        dim=-1,
+    ).numpy()
 
 
 def action_agreement(a: np.ndarray, b: np.ndarray) -> dict[str, float]:

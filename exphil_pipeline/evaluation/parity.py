@@ -25,8 +25,10 @@ import pyarrow.dataset as ds
 from exphil_pipeline.replays.ingest import FileTask, content_game_id, ingest_file
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.examples import GameFrames
+from exphil_pipeline.training.mirror import mirror_features, mirror_gamestate, mirror_targets
 from runtime.controller_spec import CONTROLLER_SPEC
-from runtime.embedding_spec import EMBEDDING_SPEC, embed_gamestate
+from runtime.embedding_spec import EMBEDDING_SPEC, MIRROR_STAGES, embed_gamestate
+from runtime.melee_ids import STAGE_NAMES
 
 MAX_REPORTED_DIFFERENCES = 5
 
@@ -46,7 +48,7 @@ class ParityReport:
 
     replay: str
     game_id: str
-    status: str = "ok"  # ok | different | unreadable
+    status: str = "ok"  # ok | different | unreadable | skipped (not mirrored: its stage)
     frames_source: str = ""
     ports: list[int] = field(default_factory=list)
     frames_compared: int = 0
@@ -104,7 +106,11 @@ def _opponent(port: int, ports: list[int]) -> int:
 
 
 def _runtime_rows(
-    states: dict[int, melee.GameState], frames: np.ndarray, port: int, opponent: int
+    states: dict[int, melee.GameState],
+    frames: np.ndarray,
+    port: int,
+    opponent: int,
+    mirror: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     rows = np.zeros((len(frames), EMBEDDING_SPEC.dim), dtype=np.float32)
     present = np.zeros(len(frames), dtype=np.bool_)
@@ -119,13 +125,20 @@ def _runtime_rows(
             if before is not None and port in before.players
             else neutral
         )
+        if mirror:
+            state, previous = mirror_gamestate(state), mirror_targets(previous)
         rows[i] = embed_gamestate(state, port, opponent, previous)
         present[i] = True
     return rows, present
 
 
-def compare_replay(path: Path, layout: DataLayout) -> ParityReport:
-    """Embed every frame of every player both ways and report the differences."""
+def compare_replay(path: Path, layout: DataLayout, mirror: bool = False) -> ParityReport:
+    """Embed every frame of every player both ways and report the differences.
+
+    With ``mirror``, the pipeline's vectors are mirrored (``training.mirror``) and compared with
+    the embedding of libmelee's mirrored game states; replays on stages that are never
+    mirrored are reported as ``skipped``.
+    """
     game_id = content_game_id(path.read_bytes())
     report = ParityReport(replay=str(path), game_id=game_id)
     try:
@@ -141,18 +154,23 @@ def compare_replay(path: Path, layout: DataLayout) -> ParityReport:
         except ValueError as error:
             report.status, report.error = "unreadable", str(error)
             return report
+        if mirror and STAGE_NAMES.get(game.external_stage) not in MIRROR_STAGES:
+            report.status = "skipped"
+            return report
         report.ports = game.leader_ports
         frames = game.frame_ids
         for port in report.ports:
             opponent = _opponent(port, report.ports)
             expected = game.examples(port, opponent, 0, first_action_frame=int(frames[0]))
-            runtime, runtime_present = _runtime_rows(states, frames, port, opponent)
+            runtime, runtime_present = _runtime_rows(states, frames, port, opponent, mirror)
             pipeline_present = game.present(port)
             report.presence_mismatches += int(np.sum(pipeline_present != runtime_present))
             compared = pipeline_present & runtime_present
             index = np.searchsorted(frames, expected.action_frames)
             keep = compared[index]
             pipeline_rows, runtime_rows = expected.features[keep], runtime[index[keep]]
+            if mirror:
+                pipeline_rows = mirror_features(pipeline_rows)
             report.frames_compared += len(pipeline_rows)
             _record_differences(report, port, frames[index[keep]], pipeline_rows, runtime_rows)
     if report.presence_mismatches or report.max_abs_diff > 0:

@@ -5,7 +5,8 @@
   table of Melee's published attributes (community frame data, rounded).
 * Attacks (``melee_attacks``): timing and hitboxes from libmelee's ``framedata.csv``; damage,
   knockback and landing lag from approximation tables.
-* Stages (``melee_stages``): blast zones, edges and platforms from ``melee.stages``.
+* Stages (``melee_stages``, ``runtime.stage_geometry``): blast zones, edges and platforms from
+  ``melee.stages``.
 * ``sim_tables()``: all of it packed into numpy arrays for an engine vectorized over games x
   players, indexed by character slot (0..C-1, the position in ``SIM_CHARACTERS``), attack index
   (0..A-1, the position in ``ATTACKS``), animation frame (0..F-1, frame ``f + 1`` of the move)
@@ -33,14 +34,8 @@ from exphil_pipeline.simulator.melee_attacks import (
     action_state,
     load_attacks,
 )
-from exphil_pipeline.simulator.melee_stages import (
-    SIM_STAGES,
-    StageData,
-    external_stage_id,
-    randall,
-    stage_data,
-    stage_slot,
-)
+from exphil_pipeline.simulator.melee_stages import SIM_STAGES, external_stage_id, stage_slot
+from runtime.stage_geometry import StageData, randall, stage_data
 
 __all__ = [
     "AERIALS",

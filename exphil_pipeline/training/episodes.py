@@ -21,12 +21,13 @@ from exphil_pipeline.training.training_set import TrainingSet
 
 @dataclass(frozen=True)
 class Episodes:
-    """Where each episode of one split lies: shard, first row, length, character."""
+    """Where each episode of one split lies: shard, first row, length, whose it is."""
 
     shard: np.ndarray
     start: np.ndarray
     length: np.ndarray
     character: list[str]
+    opponent_character: list[str]
 
     @classmethod
     def of(cls, dataset: TrainingSet, split: str) -> Episodes:
@@ -36,6 +37,7 @@ class Episodes:
             start=table.column("start").to_numpy(),
             length=table.column("length").to_numpy(),
             character=table.column("character").to_pylist(),
+            opponent_character=table.column("opponent_character").to_pylist(),
         )
 
     def __len__(self) -> int:

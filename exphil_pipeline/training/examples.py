@@ -121,6 +121,10 @@ class GameFrames:
             y=items.column("y").fill_null(0).to_numpy(),
             owner=items.column("owner").fill_null(-1).to_numpy(),
             spawn_id=items.column("spawn_id").fill_null(0).to_numpy(),
+            vel_x=items.column("vel_x").fill_null(0).to_numpy(),
+            vel_y=items.column("vel_y").fill_null(0).to_numpy(),
+            state=items.column("item_state").fill_null(0).to_numpy(),
+            timer=items.column("timer").fill_null(0).to_numpy(),
         )
 
     def columns(
@@ -139,6 +143,7 @@ class GameFrames:
             previous_input=previous_input,
             target_port=target_port,
             opponent_port=opponent_port,
+            frames=self.frame_ids,
         )
 
     def embed(self, target_port: int, opponent_port: int, previous_input: np.ndarray) -> np.ndarray:

@@ -15,6 +15,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from exphil_pipeline.evaluation.action_metrics import (
+    REPORTED,
+    ActionCounts,
+    Matchup,
+    by_character,
+    by_opponent,
+    headline,
+    recorded_previous,
+    sum_counts,
+)
 from exphil_pipeline.training.episodes import ChunkReader, LaneChunk, epoch_chunks
 from models import Policy
 from runtime.controller_spec import CONTROLLER_SPEC
@@ -70,6 +80,7 @@ class EpisodeOutput:
     logits: list[torch.Tensor]
     targets: torch.Tensor
     mask: torch.Tensor
+    features: torch.Tensor
 
 
 @torch.no_grad()
@@ -99,7 +110,7 @@ def run_episodes(
         state = reset_lanes(state, reset, dims)
         with autocast_to():
             logits, state = policy(features, targets, state)
-        yield EpisodeOutput(step, [head.float() for head in logits], targets, mask)
+        yield EpisodeOutput(step, [head.float() for head in logits], targets, mask, features)
     policy.train(was_training)
 
 
@@ -111,15 +122,17 @@ def evaluate(
     max_frames: int,
     bf16: bool = True,
 ) -> dict[str, Any]:
-    """NLL and top-1 accuracy per head, overall and per character, on ``reader``'s split
-    (its first ``max_frames`` frames; 0: all)."""
+    """Held-out figures on ``reader``'s split (its episodes that start within the first
+    ``max_frames`` frames, whole; 0: all): NLL and top-1 accuracy per head, and the metrics of
+    :mod:`exphil_pipeline.evaluation.action_metrics` of the teacher-forced top-1 classes;
+    overall and ``per_character``; the headline figures (``action_metrics.HEADLINE``)
+    ``per_matchup[character][opponent]``."""
     episodes = reader.episodes
     lengths = episodes.length.copy()
     if max_frames:
         keep = np.cumsum(lengths) - lengths < max_frames
         lengths = np.where(keep, lengths, 0)
-    heads = CONTROLLER_SPEC.num_heads
-    totals: dict[str, np.ndarray] = {}
+    counts: dict[Matchup, ActionCounts] = {}
     outputs = run_episodes(policy, reader, lanes, device, lengths, lambda: autocast(device, bf16))
     for out in outputs:
         targets = out.targets.long()
@@ -130,37 +143,43 @@ def evaluate(
             ],
             dim=-1,
         )
-        correct = torch.stack(
-            [head.argmax(-1) == targets[..., i] for i, head in enumerate(out.logits)], dim=-1
-        )
-        weights = out.mask.unsqueeze(-1).float()
-        action = correct.all(-1, keepdim=True) & out.mask.unsqueeze(-1)
-        sums = [(nll * weights).sum(1), (correct * weights).sum(1), action.sum(1)]
-        per_lane = torch.cat([*sums, out.mask.sum(1, keepdim=True)], dim=1).cpu().numpy()
+        chosen = torch.stack([head.argmax(-1) for head in out.logits], dim=-1)
+        chosen, human, nll, mask = (t.cpu().numpy() for t in (chosen, targets, nll, out.mask))
+        previous = recorded_previous(out.features.cpu().numpy())
+        lanes_of: dict[Matchup, list[int]] = {}
         for lane in np.flatnonzero(out.step.episode >= 0):
-            character = episodes.character[out.step.episode[lane]]
-            totals.setdefault(character, np.zeros(2 * heads + 2))
-            totals[character] += per_lane[lane]
-    return _summarize(totals, heads)
-
-
-def _summarize(totals: dict[str, np.ndarray], heads: int) -> dict[str, Any]:
-    def describe(row: np.ndarray) -> dict[str, Any]:
-        frames = max(row[-1], 1)
-        nll = row[:heads] / frames
-        return {
-            "frames": int(row[-1]),
-            "loss": float(nll.sum()),
-            "nll": dict(zip(CONTROLLER_SPEC.heads, nll.round(5).tolist(), strict=True)),
-            "accuracy": dict(
-                zip(CONTROLLER_SPEC.heads, (row[heads:-2] / frames).round(5).tolist(), strict=True)
-            ),
-            # Every head right at once: the whole controller state the player held.
-            "action_accuracy": float(row[-2] / frames),
-        }
-
-    overall = sum(totals.values()) if totals else np.zeros(2 * heads + 2)
+            episode = out.step.episode[lane]
+            key = (episodes.character[episode], episodes.opponent_character[episode])
+            lanes_of.setdefault(key, []).append(int(lane))
+        for key, mine in lanes_of.items():
+            rows = mask[mine]
+            part = ActionCounts.of(
+                chosen[mine][rows], human[mine][rows], previous[mine][rows], nll[mine][rows]
+            )
+            counts[key] = counts[key] + part if key in counts else part
     return {
-        **describe(overall),
-        "per_character": {name: describe(row) for name, row in sorted(totals.items())},
+        **_describe(sum_counts(list(counts.values()))),
+        "per_character": {name: _describe(part) for name, part in by_character(counts).items()},
+        # Headline figures only: a corpus of every character has hundreds of matchups.
+        "per_matchup": {
+            name: {opponent: headline(part.figures()) for opponent, part in opponents.items()}
+            for name, opponents in by_opponent(counts).items()
+        },
+    }
+
+
+def _describe(counts: ActionCounts) -> dict[str, Any]:
+    frames = max(counts.frames, 1)
+    nll = counts.nll / frames
+    figures = counts.figures()
+    return {
+        "frames": counts.frames,
+        "loss": float(nll.sum()),
+        "nll": dict(zip(CONTROLLER_SPEC.heads, nll.round(5).tolist(), strict=True)),
+        "accuracy": dict(
+            zip(CONTROLLER_SPEC.heads, (counts.correct / frames).round(5).tolist(), strict=True)
+        ),
+        # Every head right at once: the whole controller state the player held.
+        "action_accuracy": float(counts.actions / frames),
+        **{key: figures[key] for key in REPORTED},
     }

@@ -6,19 +6,23 @@ where every rank streams its share of the batch lanes and DistributedDataParalle
 weights in sync.
 
 Output folder (``$EXPHIL_HOME/teachers/<experiment>/``): ``last.pt`` (everything needed to
-resume), ``best.pt`` (the policy with the lowest held-out loss), ``history.json`` and
-TensorBoard event files under ``tensorboard/``. Both checkpoints carry the policy contract
-(:mod:`exphil_pipeline.training.policy_contract`). Checkpoints are written atomically.
+resume), ``best.pt`` (the policy with the lowest held-out loss; its EMA weights when
+``ema_decay`` is on), ``history.json`` and TensorBoard event files under ``tensorboard/``.
+Both checkpoints carry the policy contract (:mod:`exphil_pipeline.training.policy_contract`).
+Checkpoints are written atomically. Within an epoch, progress lines (steps/s, frames/s, time
+left) go to ``log`` (:mod:`exphil_pipeline.training.progress_log`).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,14 +31,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn import functional as F
 
 from exphil_pipeline.storage.atomic import atomic_path, write_text_atomic
 from exphil_pipeline.storage.layout import DEFAULT_EXPERIMENT, HOME_ENV, DataLayout, ExperimentPaths
 from exphil_pipeline.training.distributed import Distributed
 from exphil_pipeline.training.episodes import ChunkReader, LaneChunk, epoch_chunks, shuffled_order
+from exphil_pipeline.training.losses import masked_loss
+from exphil_pipeline.training.mirror import mirror_lanes, mirrored_episodes
+from exphil_pipeline.training.optimization import ema_of, lr_scheduler, restore_scheduler
 from exphil_pipeline.training.policy_contract import PolicyContract
 from exphil_pipeline.training.previous_input_noise import shuffle_previous_input
+from exphil_pipeline.training.progress_log import ProgressMeter
 from exphil_pipeline.training.teacher_config import TeacherConfig
 from exphil_pipeline.training.teacher_evaluation import (
     autocast,
@@ -51,6 +58,7 @@ from models import Policy
 class TrainResult:
     folder: Path
     policy: Policy
+    """The weights evaluated and kept in best.pt: the EMA weights when ``ema_decay`` is on."""
     history: list[dict[str, Any]]
     curve: list[tuple[int, float]]
     best: dict[str, Any]
@@ -59,6 +67,7 @@ class TrainResult:
     device: str
     steps: int
     halted: bool = False
+    stopped_early: bool = False
 
 
 @dataclass
@@ -74,31 +83,21 @@ class Progress:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
 
 
-def _cosine_schedule(config: TeacherConfig, total_steps: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if config.schedule == "constant":
-            return 1.0
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
+def epochs_since_best(history: list[dict[str, Any]]) -> int:
+    """Epochs since the held-out loss last went below every earlier one (0: the last did)."""
+    best, since = math.inf, 0
+    for record in history:
+        loss = record["heldout"]["loss"] if record["heldout"]["frames"] else math.nan
+        best, since = (loss, 0) if loss < best else (best, since + 1)
+    return since
 
 
-def masked_loss(logits: list[torch.Tensor], targets: torch.Tensor, mask: torch.Tensor):
-    """Sum over heads of the mean NLL on valid frames (idle lanes and chunk tails excluded)."""
-    weights = mask.reshape(-1).float()
-    count = weights.sum().clamp(min=1.0)
-    total = torch.zeros((), device=targets.device)
-    for head, head_logits in enumerate(logits):
-        losses = F.cross_entropy(
-            head_logits.reshape(-1, head_logits.shape[-1]).float(),
-            targets[..., head].reshape(-1).long(),
-            reduction="none",
-        )
-        total = total + (losses * weights).sum() / count
-    return total
+def _groups(chunks: Iterable[LaneChunk], size: int) -> Iterator[tuple[int, list[LaneChunk]]]:
+    """``size`` consecutive chunks at a time (fewer at the end), with the first one's index."""
+    iterator, first = iter(chunks), 0
+    while group := list(itertools.islice(iterator, size)):
+        yield first, group
+        first += len(group)
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -129,23 +128,32 @@ class TeacherTrainer:
         self.reader = ChunkReader(dataset, "train")
         self.heldout_reader = ChunkReader(dataset, "heldout")
         self.lengths = self.reader.episodes.length
+        self.mirrored = np.zeros(len(self.lengths), dtype=np.bool_)
         if len(self.lengths) == 0:
             raise ValueError(f"the training set of experiment {paths.name!r} has no episodes")
+        if config.early_stopping_patience and len(self.heldout_reader.episodes) == 0:
+            raise ValueError(
+                f"early_stopping_patience needs held-out games, and the training set of "
+                f"experiment {paths.name!r} has none: rebuild it with heldout_fraction > 0 or "
+                "set early_stopping_patience: 0"
+            )
+        self.loss_options = config.loss_options()
+        self.ema = ema_of(self.policy, config.ema_decay)
         order = np.arange(len(self.lengths))
-        per_epoch = sum(
-            1 for _ in epoch_chunks(self.lengths, config.batch_size, config.bptt, order)
-        )
-        self.total_steps = per_epoch * config.epochs
+        chunks = sum(1 for _ in epoch_chunks(self.lengths, config.batch_size, config.bptt, order))
+        self.steps_per_epoch = math.ceil(chunks / config.grad_accumulation)
+        self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps:
             self.total_steps = min(self.total_steps, config.max_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, _cosine_schedule(config, self.total_steps)
+        self.scheduler = lr_scheduler(
+            self.optimizer, config.schedule, self.total_steps, config.warmup_steps
         )
         self.lanes = self.ranks.lanes(config.batch_size)
         self.dims = batch_dims(self.policy)
         self.state = self._initial_state()
         self.progress = Progress()
         self.writer = self._tensorboard() if self.ranks.is_main else None
+        self.meter = ProgressMeter(log, config.progress_every_s)
         self.trained_frames, self.trained_seconds = 0, 0.0
 
     def _initial_state(self) -> tuple:
@@ -157,8 +165,23 @@ class TeacherTrainer:
         return SummaryWriter(str(self.paths.teacher_tensorboard))
 
     @property
+    def evaluated(self) -> Policy:
+        """The weights held-out evaluation, early stopping and best.pt use."""
+        return self.ema.module if self.ema is not None else self.policy
+
+    @property
+    def stopped_early(self) -> bool:
+        patience = self.config.early_stopping_patience
+        return bool(patience) and epochs_since_best(self.progress.history) >= patience
+
+    @property
     def finished(self) -> bool:
-        return self.progress.epoch >= self.config.epochs or self.progress.step >= self.total_steps
+        progress = self.progress
+        return (
+            progress.epoch >= self.config.epochs
+            or progress.step >= self.total_steps
+            or self.stopped_early
+        )
 
     def resume(self) -> None:
         """Continue from last.pt, or refuse when it was trained on another model or data."""
@@ -175,8 +198,10 @@ class TeacherTrainer:
                 "runs. Set resume: false to start over, or train under a new experiment name"
             )
         self.policy.load_state_dict(checkpoint["policy"]["state_dict"])
+        if self.ema is not None:
+            self.ema.load_state_dict(checkpoint["ema"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        restore_scheduler(self.scheduler, checkpoint["scheduler"])
         self.progress = Progress(**checkpoint["progress"])
         self.state = tuple(
             t.to(self.config.device) for t in checkpoint["lane_state"][self.ranks.rank]
@@ -191,6 +216,7 @@ class TeacherTrainer:
                 self.paths.teacher_last,
                 {
                     "policy": self.policy.checkpoint(),
+                    "ema": self.ema.state_dict() if self.ema is not None else None,
                     "optimizer": self.optimizer.state_dict(),
                     "scheduler": self.scheduler.state_dict(),
                     "progress": asdict(self.progress),
@@ -205,47 +231,63 @@ class TeacherTrainer:
         _save(
             self.paths.teacher_best,
             {
-                "policy": self.policy.checkpoint(),
+                "policy": self.evaluated.checkpoint(),
                 "epoch": epoch,
                 "config": self.config.model_dump(),
                 "contract": self.contract.to_dict(),
             },
         )
 
-    def step(self, chunk: LaneChunk) -> float:
-        """One optimizer step on one chunk of every lane; returns the loss."""
+    def step(self, chunks: list[LaneChunk]) -> tuple[float, int]:
+        """One optimizer step on consecutive chunks of every lane (their gradients summed,
+        the state carried from one to the next); returns their mean loss and the frames
+        trained (all ranks)."""
         config = self.config
         began = time.perf_counter()
-        features, targets, mask, reset = lane_tensors(
-            chunk, self.reader, self.lanes, config.bptt, config.device
-        )
-        self.state = reset_lanes(self.state, reset, self.dims)
-        features = shuffle_previous_input(features, config.previous_input_noise, mask)
-        with autocast(config.device, config.bf16):
-            logits, self.state = self.model(features, targets, self.state)
-            loss = masked_loss(logits, targets, mask)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        losses, frames = [], 0
+        for index, chunk in enumerate(chunks):
+            features, targets, mask, reset = lane_tensors(
+                chunk, self.reader, self.lanes, config.bptt, config.device
+            )
+            self.state = reset_lanes(self.state, reset, self.dims)
+            if config.mirror_probability:
+                episodes = chunk.episode[self.lanes]
+                flags = (episodes >= 0) & self.mirrored[np.maximum(episodes, 0)]
+                mirror_lanes(features, targets, torch.from_numpy(flags).to(config.device))
+            features = shuffle_previous_input(features, config.previous_input_noise, mask)
+            # Under DDP, gradients are averaged across ranks once, at the group's last chunk.
+            last = index == len(chunks) - 1
+            syncing = nullcontext() if last or self.ranks.world == 1 else self.model.no_sync()
+            with syncing:
+                with autocast(config.device, config.bf16):
+                    logits, self.state = self.model(features, targets, self.state)
+                    loss = masked_loss(logits, targets, mask, self.loss_options)
+                (loss / len(chunks)).backward()
+            self.state = tuple(t.detach() for t in self.state)
+            losses.append(loss.item())
+            frames += int(mask.sum()) * self.ranks.world
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        self.state = tuple(t.detach() for t in self.state)
+        if self.ema is not None:
+            self.ema.update_parameters(self.policy)
         self.trained_seconds += time.perf_counter() - began
-        self.trained_frames += int(mask.sum()) * self.ranks.world
-        value = loss.item()
+        self.trained_frames += frames
+        value = sum(losses) / len(losses)
         self.progress.epoch_losses.append(value)
         self.progress.step += 1
         self.progress.curve.append((self.progress.step, value))
         if self.writer:
             self.writer.add_scalar("train/loss", value, self.progress.step)
             self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.progress.step)
-        return value
+        return value, frames
 
     def end_epoch(self) -> None:
         """Evaluate on held-out games, keep best.pt, reset the lanes and write last.pt."""
         config, progress = self.config, self.progress
         heldout = evaluate(
-            self.policy,
+            self.evaluated,
             self.heldout_reader,
             config.batch_size,
             config.device,
@@ -260,10 +302,16 @@ class TeacherTrainer:
             "heldout": heldout,
         }
         progress.history.append(record)
+        record["epochs_since_best"] = epochs_since_best(progress.history)
         self.log(
             f"epoch {progress.epoch}: train loss {record['train_loss']}, "
             f"held-out loss {heldout['loss']:.4f} on {heldout['frames']} frames"
         )
+        if self.stopped_early:
+            self.log(
+                f"early stopping: no lower held-out loss for {record['epochs_since_best']} "
+                f"epochs (early_stopping_patience {config.early_stopping_patience})"
+            )
         if self.writer:
             self.writer.add_scalar("heldout/loss", heldout["loss"], progress.step)
         if self.ranks.is_main and heldout["frames"] and heldout["loss"] < progress.best_loss:
@@ -280,17 +328,30 @@ class TeacherTrainer:
         after ``halt_after_steps`` steps of this call (as a killed process would stop)."""
         config, progress = self.config, self.progress
         order = shuffled_order(len(self.lengths), config.seed, progress.epoch)
+        self.mirrored = mirrored_episodes(
+            len(self.lengths), config.mirror_probability, config.seed, progress.epoch
+        )
+        chunks = epoch_chunks(self.lengths, config.batch_size, config.bptt, order)
+        per_step = config.grad_accumulation
+        done = math.ceil(progress.epoch_step / per_step)
+        self.meter.start_epoch(
+            progress.epoch,
+            config.epochs,
+            self.steps_per_epoch,
+            done,
+            self.total_steps,
+            progress.step,
+        )
         steps = 0
-        for index, chunk in enumerate(
-            epoch_chunks(self.lengths, config.batch_size, config.bptt, order)
-        ):
-            if index < progress.epoch_step:
+        for first, group in _groups(chunks, per_step):
+            if first < progress.epoch_step:
                 continue  # already trained before the checkpoint this run resumed from
             if progress.step >= self.total_steps:
                 break
-            self.step(chunk)
-            progress.epoch_step = index + 1
+            loss, frames = self.step(group)
+            progress.epoch_step = first + len(group)
             steps += 1
+            self.meter.update(done + steps, progress.step, frames, loss)
             if halt_after_steps is not None and steps_so_far + steps >= halt_after_steps:
                 return None
             if progress.step % config.checkpoint_every == 0:
@@ -307,14 +368,20 @@ class TeacherTrainer:
             self.save_best(-1)  # no held-out frames: the final weights are the best we have
         write_text_atomic(
             self.paths.teacher_history,
-            json.dumps({"epochs": self.progress.history, "curve": self.progress.curve}),
+            json.dumps(
+                {
+                    "epochs": self.progress.history,
+                    "curve": self.progress.curve,
+                    "stopped_early": self.stopped_early,
+                }
+            ),
         )
 
     def result(self, halted: bool) -> TrainResult:
         evaluated = [h["heldout"] for h in self.progress.history if h["heldout"]["frames"]]
         return TrainResult(
             folder=self.paths.teacher,
-            policy=self.policy,
+            policy=self.evaluated,
             history=self.progress.history,
             curve=self.progress.curve,
             best=min(evaluated, key=lambda h: h["loss"], default={}),
@@ -323,6 +390,7 @@ class TeacherTrainer:
             device=self.config.device,
             steps=self.progress.step,
             halted=halted,
+            stopped_early=self.stopped_early,
         )
 
 

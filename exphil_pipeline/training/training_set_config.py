@@ -32,6 +32,15 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+# Zelda and Sheik are one player who transforms mid-game (the games table records the form
+# the game started in), so asking for either form selects both.
+OTHER_FORM: dict[str, str] = {"ZELDA": "SHEIK", "SHEIK": "ZELDA"}
+
+
+def _named(character: str, names: list[str]) -> bool:
+    return character in names or OTHER_FORM.get(character) in names
+
+
 class TrainingSetConfig(Config):
     """Which games, players and frames become (embedded state, controller target) pairs.
 
@@ -45,7 +54,7 @@ class TrainingSetConfig(Config):
     characters: list[str] = Field(
         default=list(TARGET_CHARACTERS),
         description=f"External character names of the players to learn from, or "
-        f"[{ALL_CHARACTERS!r}] for any.",
+        f"[{ALL_CHARACTERS!r}] for any; ZELDA and SHEIK each select both forms.",
     )
     connect_codes: list[str] = Field(
         default=[],
@@ -175,12 +184,12 @@ class TrainingSetConfig(Config):
         return names
 
     def wants(self, character: str, connect_code: str | None) -> bool:
-        if ALL_CHARACTERS not in self.characters and character not in self.characters:
+        if ALL_CHARACTERS not in self.characters and not _named(character, self.characters):
             return False
         return not self.connect_codes or connect_code in self.connect_codes
 
     def opponent_ok(self, character: str) -> bool:
-        return not self.opponent_characters or character in self.opponent_characters
+        return not self.opponent_characters or _named(character, self.opponent_characters)
 
     def stage_ok(self, stage_name: str | None) -> bool:
         return ALL_STAGES in self.stages or stage_name in self.stages

@@ -109,6 +109,25 @@ def test_evaluation_table_and_confusion_image(chain) -> None:
         assert f"| {row} |" in table
     assert "p99 µs" in table and "agreement with teacher" in table
     assert "win rate vs scripted:3 (4 games) [95% CI]" in table
+    assert "NLL bits/frame" in table and "button change F1" in table
+    metrics = metadata["metrics"]
+    assert set(metrics) == {"teacher (gru)", "student FP32", "student INT8"}
+    for figures in metrics.values():
+        for key in ("button_press_f1", "button_change_f1", "main_stick_f1"):
+            assert figures[key] is None or 0 <= figures[key] <= 1, key
+    assert metrics["student INT8"]["nll_bits_per_frame"] is None
+    # The teacher's NLL in bits is its loss in nats over ln 2.
+    written = json.loads((home / "artifacts/chain/evaluation.json").read_text())
+    rows = {row["model"]: row for row in written}
+    teacher = rows["teacher (gru)"]
+    assert teacher["nll_bits_per_frame"] == pytest.approx(teacher["nll"] / np.log(2))
+    # Mewtwo against Fox on every held-out frame: one character, one matchup, all frames.
+    breakdown = metadata["per_character_and_matchup"]
+    for model, row in rows.items():
+        assert f"| {model} | MEWTWO | all | {row['frames']:,} |" in breakdown
+        assert f"| {model} | MEWTWO | FOX | {row['frames']:,} |" in breakdown
+        assert row["per_matchup"]["MEWTWO"]["FOX"]["frames"] == row["frames"]
+    assert "| A |" in metadata["per_button_f1"]
     outcomes = metadata["outcomes"]
     assert set(outcomes) == {"teacher (gru)", "student FP32", "student INT8"}
     for outcome in outcomes.values():

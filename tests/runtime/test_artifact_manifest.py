@@ -47,6 +47,15 @@ def test_a_different_embedding_spec_is_refused_with_both_hashes() -> None:
     assert EMBEDDING_SPEC.content_hash[:12] in str(raised.value)
 
 
+def test_an_artifact_built_on_spec_v2_is_refused_with_how_to_rebuild() -> None:
+    v2 = _manifest(embedding_spec_version=2, embedding_spec_hash="5" * 64)
+    with pytest.raises(ArtifactError) as raised:
+        v2.check_compatible()
+    message = str(raised.value)
+    assert "555555555555 (v2)" in message and f"(v{EMBEDDING_SPEC.version})" in message
+    assert "rebuild" in message and "exphil train" in message
+
+
 def test_a_different_controller_spec_is_refused() -> None:
     with pytest.raises(ArtifactError, match="controller spec mismatch"):
         _manifest(controller_spec_hash="1" * 64).check_compatible()

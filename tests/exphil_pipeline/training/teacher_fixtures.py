@@ -20,6 +20,13 @@ def build_set(home: Path, experiment: str, **config: object) -> TrainingSet:
     return TrainingSet.open(result.path)
 
 
+def fraction_holding_out_one_game(game_ids: list[str]) -> float:
+    """A held-out fraction that puts exactly the game with the smallest id prefix aside (the
+    split is decided by the game id alone, see ``is_heldout``)."""
+    positions = sorted(int(game_id[:16], 16) / 2**64 for game_id in game_ids)
+    return (positions[0] + positions[1]) / 2
+
+
 def share_set(home: Path, source: str, experiment: str) -> Path:
     """Give ``experiment`` a copy of the training set of experiment ``source``."""
     layout = DataLayout(home)

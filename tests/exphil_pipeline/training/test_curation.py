@@ -228,3 +228,21 @@ def test_config_refuses_unknown_stages_weights_and_versions() -> None:
     with pytest.raises(ValueError, match="min_slippi_version"):
         TrainingSetConfig(min_slippi_version="3.x")
     assert TrainingSetConfig(min_slippi_version="3.9").version_ok("3.19.1")
+
+
+def test_zelda_and_sheik_each_select_the_player_in_either_form(
+    real_store: IngestedStore, catalog: list[CatalogEntry]
+) -> None:
+    rows = read_games(DataLayout(real_store.home))
+    names = {r["game_id"]: Path(r["source_path"]).name for r in rows}
+    expected = {
+        e.file
+        for e in _one_v_one(catalog)
+        if any(character in ("ZELDA", "SHEIK") for character, _ in _players(e))
+    }
+    assert {"ZELDA", "SHEIK"} <= {c for e in catalog for c, _ in _players(e)}
+    for asked in ("ZELDA", "SHEIK"):
+        selection = curate(rows, TrainingSetConfig(**{**PERMISSIVE, "characters": [asked]}))
+        chosen = {names[p.game_id] for p in selection.players}
+        assert chosen == expected, asked
+        assert {p.character for p in selection.players} == {"ZELDA", "SHEIK"}
