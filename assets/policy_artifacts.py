@@ -81,6 +81,7 @@ def policy_onnx(
         config.temperature,
         "fp32",
         metrics,
+        contract.frame_delay_range,
     )
     export_policy(student.policy, path, manifest)
     frames = evaluation_frames(experiment, config.eval_frames)
@@ -99,6 +100,7 @@ def policy_onnx(
                 teacher.contract.character,
                 teacher.contract.frame_delay,
                 config.temperature,
+                frame_delay_range=teacher.contract.frame_delay_range,
             ),
         )
         exported["teacher"] = str(experiment.teacher_onnx)
@@ -124,8 +126,8 @@ def policy_onnx(
     deps=["policy_onnx"],
     partitions_def=experiments,
     group_name="artifacts",
-    description="INT8 student: dynamic and static QDQ quantization both measured, the one "
-    "agreeing more with FP32 kept as policy_int8.onnx.",
+    description="INT8 student: every candidate of exphil_pipeline.artifacts.quantization "
+    "measured, the smallest one that holds the agreement gate kept as policy_int8.onnx.",
     check_specs=[
         AssetCheckSpec(
             "int8_agrees_with_fp32",

@@ -76,6 +76,8 @@ def training_set(
             "frames_per_s": round(manifest.frames / max(result.seconds, 1e-9), 1),
             "embedding_spec_hash": manifest.embedding_spec.hash,
             "frame_delay": config.frame_delay,
+            # The delays of the training pairs (held-out games stay at frame_delay).
+            "frame_delay_range": MetadataValue.json(list(config.trained_delays)),
         },
     )
     counts = validate_values(TrainingSet.open(result.path))

@@ -236,6 +236,13 @@ def train(
     frame_delay: Annotated[
         int | None, typer.Option(help="Frames between state and action (18 online).")
     ] = None,
+    frame_delay_range: Annotated[
+        tuple[int, int] | None,
+        typer.Option(
+            help="LOW HIGH: learn every delay in this range, the delay being an input "
+            "(--frame-delay, in the range, is the held-out games' and play's default)."
+        ),
+    ] = None,
     student_epochs: Annotated[int | None, typer.Option(help="Student epochs.")] = None,
     device: Annotated[str | None, typer.Option(help="Teacher device: cpu or cuda.")] = None,
     workers: Annotated[int, typer.Option(help="Parser processes for --replays.")] = 0,
@@ -265,7 +272,11 @@ def train(
             chosen = from_run_config(character, config.stem, yaml.safe_load(config.read_text()))
         else:
             chosen = preset_for(character, preset or DEFAULT_PRESET)
-        chosen = chosen.override("training_set", frame_delay=frame_delay)
+        chosen = chosen.override(
+            "training_set",
+            frame_delay=frame_delay,
+            frame_delay_range=list(frame_delay_range) if frame_delay_range else None,
+        )
         chosen = chosen.override(
             "teacher",
             backbone=backbone,

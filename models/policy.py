@@ -230,8 +230,15 @@ class Policy(nn.Module):
         return self.backbone.initial_state(batch_size, device)
 
     def encode(self, features: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """``features[B, T, D]`` to backbone outputs ``[B, T, hidden_dim]`` and the final state."""
-        return self.backbone(self.features(features), state)
+        """``features[B, T, D]`` to backbone outputs ``[B, T, hidden_dim]`` and the final state.
+
+        A backbone that starts with a Linear has it fused with the id embeddings
+        (:meth:`FeatureInput.project`): the same function as ``backbone(features(x))`` in
+        fewer operations over a sequence of frames; :meth:`step` keeps the plain form."""
+        layer = self.backbone.input_layer
+        if layer is None:
+            return self.backbone(self.features(features), state)
+        return self.backbone.forward_projected(self.features.project(features, layer), state)
 
     def forward(
         self, features: Tensor, targets: Tensor, state: State | None = None

@@ -8,7 +8,9 @@ action waits ``d - 1 - k`` frames in a queue before it is sent; when that is neg
 action necessarily lands late, and :func:`hold_frames` reports 0.
 
 The "previous input" feature is the last action the policy *chose* (the one for frame
-``t + d - 1``), which is what training pairs with the state of frame ``t``.
+``t + d - 1``), which is what training pairs with the state of frame ``t``. The "frame delay"
+feature is the delay the policy plays at, held inside the range it was trained over
+(:func:`delay_input`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,21 @@ def hold_frames(frame_delay: int, console_delay: int = 0) -> int:
     return max(frame_delay - 1 - console_delay, 0)
 
 
+def effective_delay(frame_delay: int, console_delay: int = 0) -> int:
+    """The delay an action chosen from frame ``t`` actually lands with: ``frame_delay``, or
+    libmelee's frame plus the console's delay when those are longer."""
+    return max(frame_delay, 1 + console_delay)
+
+
+def delay_input(frame_delay: int, trained: tuple[int, int]) -> int:
+    """The delay a policy reads as its ``frame_delay`` feature when it plays at
+    ``frame_delay``: that delay, held inside the ``trained`` range ``(low, high)`` of delays it
+    learned from. A policy trained at one delay always reads that one; any other value is
+    one it never saw."""
+    low, high = trained
+    return min(max(frame_delay, low), high)
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """How the agent reads the game and samples its policy."""
@@ -36,6 +53,7 @@ class AgentConfig:
     opponent_port: int
     temperature: float  # <= 0: argmax of every head
     hold_frames: int = 0
+    delay_input: int = 0  # the frame_delay feature (see delay_input)
     action_repeat: int = 1  # choose a new action every N frames, repeat it in between
     seed: int | None = None
 
@@ -88,8 +106,9 @@ class Agent:
 
     def decide(self, gamestate: object) -> Decision:
         """Embed, run the policy, decode: the action for ``hold_frames + 1`` frames from now."""
+        config = self.config
         features = embed_gamestate(
-            gamestate, self.config.port, self.config.opponent_port, self._previous
+            gamestate, config.port, config.opponent_port, self._previous, config.delay_input
         )
         self._rng.random(out=self._uniforms, dtype=np.float32)
         classes = self.policy.step(features, self._uniforms, self.config.temperature)

@@ -58,6 +58,9 @@ class ArtifactManifest:
     backbone: str
     character: str
     frame_delay: int
+    frame_delay_range: tuple[int, int]
+    """The delays it learned from, ``(low, high)``; ``(frame_delay, frame_delay)`` for a policy
+    trained at one delay."""
     temperature: float
     precision: str
     inputs: tuple[str, ...]
@@ -69,6 +72,12 @@ class ArtifactManifest:
     def __post_init__(self) -> None:
         if self.model_kind not in MODEL_KINDS:
             raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {self.model_kind!r}")
+        low, high = self.frame_delay_range
+        if not 0 <= low <= self.frame_delay <= high:
+            raise ValueError(
+                f"frame_delay {self.frame_delay} must lie in frame_delay_range "
+                f"{self.frame_delay_range}"
+            )
         if (self.model_kind == "recurrent") != bool(self.state):
             raise ValueError("a recurrent artifact has state tensors, a stateless one has none")
 
@@ -80,6 +89,10 @@ class ArtifactManifest:
         data = json.loads(text)
         data["controller_heads"] = tuple(data["controller_heads"])
         data["controller_classes"] = tuple(data["controller_classes"])
+        # Manifests written before ranged delays trained at frame_delay alone.
+        data["frame_delay_range"] = tuple(
+            data.get("frame_delay_range", (data["frame_delay"], data["frame_delay"]))
+        )
         data["inputs"] = tuple(data["inputs"])
         data["outputs"] = tuple(data["outputs"])
         data["state"] = tuple(

@@ -26,7 +26,7 @@ from pathlib import Path
 import melee
 import numpy as np
 
-from runtime.agent import Agent, AgentConfig, hold_frames
+from runtime.agent import Agent, AgentConfig, delay_input, hold_frames
 from runtime.controller_output import check_pipe_commands, send_action
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.onnx_policy import OnnxPolicy
@@ -171,6 +171,9 @@ def dry_run(policy: OnnxPolicy, replay: Path, config: DryRunConfig) -> DryRunRep
                         opponent_port=config.opponent_port or _opponent_of(config.port, gamestate),
                         temperature=config.temperature,
                         hold_frames=hold_frames(config.frame_delay),
+                        delay_input=delay_input(
+                            config.frame_delay, policy.manifest.frame_delay_range
+                        ),
                         action_repeat=config.action_repeat,
                         seed=config.seed,
                     ),

@@ -81,8 +81,10 @@ the top and side platforms, Fountain of Dreams' side platforms at their approxim
 position (their moves, recorded only from Slippi 3.18, are not read) and Yoshi's Story's
 Randall where libmelee's extrapolation puts it on that frame; a platform counts as below
 from ``PLATFORM_CATCH`` units under its surface (a player standing on it is on it);
-[i] 0 unless the policy was trained with a frame delay as input (``GameColumns.frame_delay``,
-``embed_gamestate(frame_delay=)``).
+[i] the delay d of the pair (the state of frame t - d, the action of frame t): the delay a
+training pair was built at (``GameColumns.frame_delay``), and in play the delay the policy
+plays at, held inside the range it was trained over (``runtime.agent.delay_input``,
+``embed_gamestate(frame_delay=)``); at most ``MAX_FRAME_DELAY``.
 Any other NaN lands on its feature's low clip bound.
 
 Items are ranked by squared distance to the target (float32), ties by spawn id. The
@@ -511,6 +513,9 @@ def _item_columns(slot: int) -> list[FeatureColumn]:
 
 ITEM_WIDTH = 10
 """Columns per item slot, in the order of ``_item_columns``."""
+FRAME_DELAY_SCALE = 1 / 16
+MAX_FRAME_DELAY = 64
+"""The largest frame delay the ``frame_delay`` feature tells apart (online play uses ~18)."""
 
 
 def _previous_input_columns(controller: ControllerSpec) -> list[FeatureColumn]:
@@ -551,7 +556,8 @@ class EmbeddingSpec:
             )
         for slot in range(self.item_slots):
             columns.extend(_item_columns(slot))
-        columns.append(FeatureColumn("frame_delay", 1 / 16, 0, 4, 0))
+        delay_high = round(MAX_FRAME_DELAY * FRAME_DELAY_SCALE)
+        columns.append(FeatureColumn("frame_delay", FRAME_DELAY_SCALE, 0, delay_high, 0))
         columns.extend(_previous_input_columns(self.controller))
         return tuple(columns)
 
@@ -614,6 +620,14 @@ PREVIOUS_INPUT_COLUMNS = slice(_PREVIOUS_START, _DIM)
 """Where a frame vector holds the previous input's controller classes."""
 FRAME_DELAY_COLUMN = _DELAY
 """Where a frame vector holds the frame delay feature."""
+
+
+def frame_delay_feature(frame_delay: int) -> np.float32:
+    """The ``frame_delay`` column's value for delay ``frame_delay``, as both paths compute it."""
+    raw = np.float32(frame_delay) * _SCALE[_DELAY]
+    return np.fmin(np.fmax(raw, _LOW[_DELAY]), _HIGH[_DELAY])
+
+
 assert EMBEDDING_SPEC.names[_ITEM_START] == "item0_type"
 assert EMBEDDING_SPEC.names[_DELAY] == "frame_delay"
 
@@ -759,7 +773,7 @@ def embed_gamestate(
 
     ``previous_input`` is the controller classes of the last action the policy sent
     (``CONTROLLER_SPEC.neutral()`` on a game's first frame); ``frame_delay`` the delay the
-    policy plays at when it was trained with the delay as input (its artifact says), else 0.
+    policy reads as input (``runtime.agent.delay_input``).
     """
     players = gamestate.players
     target = players.get(port)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import melee
 
-from runtime.agent import Agent, AgentConfig, hold_frames
+from runtime.agent import Agent, AgentConfig, delay_input, effective_delay, hold_frames
 from runtime.artifact_manifest import ArtifactError
 from runtime.dry_run import DryRunConfig, dry_run
 from runtime.live_play import DolphinNotFoundError, LiveConfig, WrongCharacterError, play_live
@@ -197,6 +197,9 @@ def _live(args: argparse.Namespace, policy: OnnxPolicy) -> int:
             opponent_port=opponent_port,
             temperature=_temperature(args, manifest.temperature),
             hold_frames=hold,
+            delay_input=delay_input(
+                effective_delay(frame_delay, console_delay), manifest.frame_delay_range
+            ),
             action_repeat=args.action_repeat,
             seed=args.seed,
         ),

@@ -36,7 +36,10 @@ def manifest_for(
     temperature: float = 1.0,
     precision: str = "fp32",
     metrics: dict[str, float] | None = None,
+    frame_delay_range: tuple[int, int] | None = None,
 ) -> ArtifactManifest:
+    """The manifest of ``policy`` exported for ``character``; ``frame_delay_range`` the delays
+    it learned from (None: ``frame_delay`` alone)."""
     graph = PolicyStepGraph(policy)
     specs = policy.state_specs(1)
     state = tuple(
@@ -52,6 +55,7 @@ def manifest_for(
         backbone=policy.config.backbone,
         character=character,
         frame_delay=frame_delay,
+        frame_delay_range=frame_delay_range or (frame_delay, frame_delay),
         temperature=temperature,
         precision=precision,
         inputs=tuple(graph.input_names()),

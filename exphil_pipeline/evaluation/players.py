@@ -34,9 +34,13 @@ import numpy as np
 
 from exphil_pipeline.simulator.scripted_players import LEVELS, ScriptedPlayers, random_inputs
 from exphil_pipeline.storage.layout import DataLayout
-from runtime.agent import hold_frames
+from runtime.agent import delay_input, effective_delay, hold_frames
 from runtime.controller_spec import CONTROLLER_SPEC
-from runtime.embedding_spec import PREVIOUS_INPUT_COLUMNS
+from runtime.embedding_spec import (
+    FRAME_DELAY_COLUMN,
+    PREVIOUS_INPUT_COLUMNS,
+    frame_delay_feature,
+)
 
 if TYPE_CHECKING:
     from exphil_pipeline.environments.base import GameEnvironment
@@ -180,12 +184,23 @@ class RandomPlayer(Player):
 class DelayedInputs:
     """A policy's choices on their way to the controller, for N games: a choice made after
     frame ``t`` is sent ``hold_frames(frame_delay)`` frames later (neutral until then and at
-    each game's start). ``chosen`` is the last choice, the policy's "previous input"."""
+    each game's start). ``chosen`` is the last choice, the policy's "previous input";
+    ``trained_delays`` the delays the policy learned from, ``(low, high)``."""
 
-    def __init__(self, frame_delay: int, games: int) -> None:
+    def __init__(self, frame_delay: int, games: int, trained_delays: tuple[int, int]) -> None:
         self.hold = hold_frames(frame_delay)
+        told = delay_input(effective_delay(frame_delay), trained_delays)
+        self.delay_feature = frame_delay_feature(told)
         self.chosen = np.tile(NEUTRAL, (games, 1))
         self._queue = np.tile(NEUTRAL, (self.hold, games, 1))
+
+    def observation(self, features: np.ndarray) -> np.ndarray:
+        """What the policy reads: a copy of the environment's ``features[N, D]`` with each
+        game's previous input and the frame delay it plays at."""
+        rows = np.array(features, dtype=np.float32)
+        rows[:, PREVIOUS_INPUT_COLUMNS] = self.chosen
+        rows[:, FRAME_DELAY_COLUMN] = self.delay_feature
+        return rows
 
     def push(self, chosen: np.ndarray) -> np.ndarray:
         """Record this frame's choices ``uint8[N, heads]``; returns the inputs to send now."""
@@ -209,14 +224,17 @@ class PolicyPlayer(Player):
 
     reads_features = True
 
-    def __init__(self, name: str, frame_delay: int, temperature: float) -> None:
+    def __init__(
+        self, name: str, frame_delay: int, trained_delays: tuple[int, int], temperature: float
+    ) -> None:
         super().__init__(name)
         self.frame_delay = frame_delay
+        self.trained_delays = trained_delays
         self.temperature = temperature
 
     def _start(self, games: int, seed: int) -> None:
         self._rng = np.random.default_rng(seed)
-        self._inputs = DelayedInputs(self.frame_delay, games)
+        self._inputs = DelayedInputs(self.frame_delay, games, self.trained_delays)
         self._load(games)
 
     @abstractmethod
@@ -232,8 +250,7 @@ class PolicyPlayer(Player):
         """Zero the network state of ``games``."""
 
     def act(self, env: GameEnvironment, features: np.ndarray) -> np.ndarray:
-        rows = np.array(features, dtype=np.float32)
-        rows[:, PREVIOUS_INPUT_COLUMNS] = self._inputs.chosen
+        rows = self._inputs.observation(features)
         uniforms = self._rng.random((len(rows), HEADS), dtype=np.float32)
         return self._inputs.push(self._choose(rows, uniforms))
 
@@ -253,7 +270,9 @@ class OnnxPlayer(PolicyPlayer):
 
         manifest = read_manifest(artifact)
         manifest.check_compatible()
-        super().__init__(str(artifact), manifest.frame_delay, manifest.temperature)
+        super().__init__(
+            str(artifact), manifest.frame_delay, manifest.frame_delay_range, manifest.temperature
+        )
         self.artifact = artifact
         self.manifest = manifest
         self.character = manifest.character if manifest.character != "any" else None
@@ -310,7 +329,10 @@ class TeacherPlayer(PolicyPlayer):
         from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 
         teacher = TeacherCheckpoint.load(checkpoint)
-        super().__init__(name or str(checkpoint), teacher.contract.frame_delay, temperature)
+        contract = teacher.contract
+        super().__init__(
+            name or str(checkpoint), contract.frame_delay, contract.frame_delay_range, temperature
+        )
         self.policy = teacher.policy.eval()
         self.character = teacher.contract.character if teacher.contract.character != "any" else None
 

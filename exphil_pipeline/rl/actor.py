@@ -39,7 +39,6 @@ from exphil_pipeline.rl.rewards import RewardConfig, frame_rewards, reward_frame
 from exphil_pipeline.training.teacher_evaluation import batch_dims
 from models import Policy, PolicyConfig
 from runtime.controller_spec import CONTROLLER_SPEC
-from runtime.embedding_spec import PREVIOUS_INPUT_COLUMNS
 
 HEADS = CONTROLLER_SPEC.num_heads
 Weights = dict[str, np.ndarray]
@@ -66,6 +65,7 @@ class ActorSpec:
     index: int
     policy: dict  # PolicyConfig.to_dict() of the learning policy
     frame_delay: int
+    frame_delay_range: tuple[int, int]  # the delays the policy learned from
     character: str  # the learning policy's libmelee character name
     opponent_character: str
     stage: str
@@ -162,7 +162,7 @@ class Actor:
         self._features = self._env.reset(int(seeds[0]))
         self._opponent_player.start(np.full(spec.games, 1 - self.port), int(seeds[1]))
         self._state = self.policy.initial_state(spec.games)
-        self._inputs = DelayedInputs(spec.frame_delay, spec.games)
+        self._inputs = DelayedInputs(spec.frame_delay, spec.games, spec.frame_delay_range)
         self._ended_once = np.zeros(spec.games, dtype=bool)
 
     def rollout(self) -> Rollout:
@@ -180,8 +180,7 @@ class Actor:
         results: list[GameResult] = []
         one = torch.tensor(1.0)
         for t in range(steps):
-            own = self._features[:, port].copy()
-            own[:, PREVIOUS_INPUT_COLUMNS] = self._inputs.chosen
+            own = self._inputs.observation(self._features[:, port])
             features[t] = own
             uniforms = torch.from_numpy(self._rng.random((games, HEADS), dtype=np.float32))
             with torch.no_grad():
@@ -205,9 +204,7 @@ class Actor:
             dones[t] = out.done
             self._ended_once |= out.done
             self._features = out.features
-        last = self._features[:, port].copy()
-        last[:, PREVIOUS_INPUT_COLUMNS] = self._inputs.chosen
-        features[steps] = last
+        features[steps] = self._inputs.observation(self._features[:, port])
         return Rollout(
             actor=spec.index,
             version=self.version,

@@ -156,6 +156,7 @@ class RLTrainer:
                 index=i,
                 policy=self.policy.config.to_dict(),
                 frame_delay=self.base.contract.frame_delay,
+                frame_delay_range=self.base.contract.frame_delay_range,
                 character=self.character,
                 opponent_character=c.opponent_character,
                 stage=c.stage,

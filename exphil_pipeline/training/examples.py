@@ -38,6 +38,7 @@ class Examples:
     features: np.ndarray  # float32[n, dim]
     targets: np.ndarray  # uint8[n, heads]
     action_frames: np.ndarray  # int32[n], the frame id of each target action
+    frame_delay: int  # d: each state is of frame action_frame - d
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -128,7 +129,11 @@ class GameFrames:
         )
 
     def columns(
-        self, target_port: int, opponent_port: int, previous_input: np.ndarray
+        self,
+        target_port: int,
+        opponent_port: int,
+        previous_input: np.ndarray,
+        frame_delay: int = 0,
     ) -> GameColumns:
         """What ``embed_batch`` takes for every frame of this game, seen from ``target_port``."""
         return GameColumns(
@@ -144,11 +149,18 @@ class GameFrames:
             target_port=target_port,
             opponent_port=opponent_port,
             frames=self.frame_ids,
+            frame_delay=frame_delay,
         )
 
-    def embed(self, target_port: int, opponent_port: int, previous_input: np.ndarray) -> np.ndarray:
+    def embed(
+        self,
+        target_port: int,
+        opponent_port: int,
+        previous_input: np.ndarray,
+        frame_delay: int = 0,
+    ) -> np.ndarray:
         """Features of every frame for ``target_port`` (rows where it is absent are junk)."""
-        return embed_batch(self.columns(target_port, opponent_port, previous_input))
+        return embed_batch(self.columns(target_port, opponent_port, previous_input, frame_delay))
 
     def examples(
         self,
@@ -172,7 +184,7 @@ class GameFrames:
         source_ok = np.zeros(n, dtype=np.bool_)
         source_ok[valid] = present[source[valid]]
         shifted[source_ok] = classes[source[source_ok]]
-        features = self.embed(target_port, opponent_port, shifted)
+        features = self.embed(target_port, opponent_port, shifted, frame_delay)
 
         states = np.arange(max(n - frame_delay, 0))
         actions = states + frame_delay
@@ -182,4 +194,5 @@ class GameFrames:
             features=np.ascontiguousarray(features[states]),
             targets=np.ascontiguousarray(classes[actions]),
             action_frames=self.frame_ids[actions].astype(np.int32),
+            frame_delay=frame_delay,
         )

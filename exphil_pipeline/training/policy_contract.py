@@ -17,7 +17,11 @@ from exphil_pipeline.training.training_set import TrainingSet
 @dataclass(frozen=True)
 class PolicyContract:
     frame_delay: int
-    """d: the policy chooses the input of frame t from the state of frame t - d."""
+    """d: the policy chooses the input of frame t from the state of frame t - d (by default:
+    its held-out games, and play unless told otherwise)."""
+    frame_delay_range: tuple[int, int]
+    """The delays of the pairs it learned from, ``(low, high)``; see
+    ``TrainingSetConfig.frame_delay_range``."""
     characters: tuple[str, ...]
     """External character names it learned to play (``("all",)`` for any)."""
     embedding_spec_version: int
@@ -33,6 +37,7 @@ class PolicyContract:
         manifest = dataset.manifest
         return cls(
             frame_delay=manifest.config.frame_delay,
+            frame_delay_range=manifest.config.trained_delays,
             characters=tuple(manifest.config.characters),
             embedding_spec_version=manifest.embedding_spec.version,
             embedding_spec_hash=manifest.embedding_spec.hash,
@@ -61,4 +66,7 @@ class PolicyContract:
             )
         data = dict(checkpoint["contract"])
         data["characters"] = tuple(data["characters"])
+        # Checkpoints written before ranged delays learned from frame_delay alone.
+        delay = data["frame_delay"]
+        data["frame_delay_range"] = tuple(data.get("frame_delay_range", (delay, delay)))
         return cls(**data)

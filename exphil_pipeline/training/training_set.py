@@ -6,7 +6,8 @@ On disk (``$EXPHIL_HOME/training_sets/<experiment>/``)::
     train/shard-00000.features.npy     float32[n, dim], memory-mappable (np.load(mmap_mode="r"))
     train/shard-00000.targets.npy      uint8[n, heads]
     train/episodes.parquet             one row per (game, player): shard, start, length,
-                                       weight (the config's character_weights, else 1.0), …
+                                       frame_delay of its pairs, weight (the config's
+                                       character_weights, else 1.0), …
     heldout/…                          the same for held-out games
 
 An episode is one player's contiguous run of pairs in one game and never spans shards, so a
@@ -263,6 +264,7 @@ class ShardWriter:
                 "start": self._buffered,
                 "length": len(examples),
                 "first_action_frame": int(examples.action_frames[0]),
+                "frame_delay": examples.frame_delay,
                 "weight": weight,
             }
         )
@@ -300,6 +302,7 @@ class ShardWriter:
                 ("start", pa.int64()),
                 ("length", pa.int64()),
                 ("first_action_frame", pa.int32()),
+                ("frame_delay", pa.int16()),
                 ("weight", pa.float32()),
             ]
         )
@@ -340,7 +343,7 @@ def build_training_set(
     with atomic_folder(final) as building:
         writers = {split: ShardWriter(building / split, config.shard_frames) for split in SPLITS}
         for done, (player, examples) in enumerate(
-            _extract(layout, selection.players, config.frame_delay, first_action), start=1
+            _extract(layout, selection.players, config, first_action), start=1
         ):
             writers[player.split].add(player, examples, config.weight(player.character))
             counts = frames_per_character.setdefault(player.character, dict.fromkeys(SPLITS, 0))
@@ -361,7 +364,10 @@ def build_training_set(
 
 
 def _extract(
-    layout: DataLayout, players: list[ChosenPlayer], frame_delay: int, first_action_frame: int
+    layout: DataLayout,
+    players: list[ChosenPlayer],
+    config: TrainingSetConfig,
+    first_action_frame: int,
 ) -> Iterator[tuple[ChosenPlayer, Examples]]:
     cached: tuple[str, GameFrames] | None = None
     for player in players:
@@ -370,9 +376,10 @@ def _extract(
             items_path = layout.game_file("items", player.batch, player.game_id)
             cached = (player.game_id, GameFrames.read(frames_path, items_path, player.stage))
         game = cached[1]
+        delay = config.episode_delay(player.game_id, player.port, player.split == "heldout")
         yield (
             player,
-            game.examples(player.port, player.opponent_port, frame_delay, first_action_frame),
+            game.examples(player.port, player.opponent_port, delay, first_action_frame),
         )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import Config
-from pydantic import Field, field_validator
+import hashlib
 
+from dagster import Config
+from pydantic import Field, field_validator, model_validator
+
+from runtime.embedding_spec import MAX_FRAME_DELAY
 from runtime.melee_ids import EXTERNAL_CHARACTER_NAMES, STAGE_NAMES
 
 TARGET_CHARACTERS: tuple[str, ...] = (
@@ -66,8 +69,18 @@ class TrainingSetConfig(Config):
     frame_delay: int = Field(
         default=0,
         ge=0,
+        le=MAX_FRAME_DELAY,
         description="d: the state of frame t - d is paired with the action of "
         "frame t (18 for online play).",
+    )
+    frame_delay_range: list[int] = Field(
+        default=[],
+        description="[low, high]: learn one policy for every delay in this range. Each "
+        "training episode (one player in one game) is paired at a delay drawn uniformly from "
+        "it (inclusive; a function of its game id and port, so a rebuild gives the same set), "
+        "and the network reads the delay as an input feature. Held-out games stay at "
+        "frame_delay, which must lie in the range; the artifact records the range and play "
+        "passes the delay it actually plays at. [] learns frame_delay alone.",
     )
     min_frames: int = Field(
         default=300,
@@ -176,6 +189,23 @@ class TrainingSetConfig(Config):
             raise ValueError(f"character_weights: weights of {negative} must be >= 0")
         return weights
 
+    @model_validator(mode="after")
+    def _delay_in_range(self) -> TrainingSetConfig:
+        if not self.frame_delay_range:
+            return self
+        if len(self.frame_delay_range) != 2:
+            raise ValueError(
+                f"frame_delay_range is [low, high] or [], got {self.frame_delay_range}"
+            )
+        low, high = self.frame_delay_range
+        if not 0 <= low <= self.frame_delay <= high <= MAX_FRAME_DELAY:
+            raise ValueError(
+                f"frame_delay_range {self.frame_delay_range} must hold frame_delay "
+                f"{self.frame_delay} (the held-out games' delay) within [0, {MAX_FRAME_DELAY}]; "
+                f"e.g. frame_delay: {low} with frame_delay_range: [{low}, {max(low, high)}]"
+            )
+        return self
+
     @field_validator("characters")
     @classmethod
     def _some_character(cls, names: list[str]) -> list[str]:
@@ -200,6 +230,24 @@ class TrainingSetConfig(Config):
         if version is None:
             return not any(minimum)
         return version_tuple(version) >= minimum
+
+    @property
+    def trained_delays(self) -> tuple[int, int]:
+        """The delays of the training pairs, ``(low, high)``."""
+        if self.frame_delay_range:
+            low, high = self.frame_delay_range
+            return low, high
+        return self.frame_delay, self.frame_delay
+
+    def episode_delay(self, game_id: str, port: int, heldout: bool) -> int:
+        """The delay one player's game is paired at: ``frame_delay`` for held-out games (one
+        delay to compare runs by), else drawn from ``frame_delay_range`` by a hash of the game
+        id and port."""
+        low, high = self.trained_delays
+        if heldout or low == high:
+            return self.frame_delay
+        digest = hashlib.sha256(f"{game_id}/{port}".encode()).digest()
+        return low + int.from_bytes(digest[:8], "little") % (high - low + 1)
 
     def weight(self, character: str) -> float:
         return self.character_weights.get(character, 1.0)

@@ -112,13 +112,19 @@ class WindowedAttentionBackbone(Backbone):
         )
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.forward_projected(self.input_projection(x), state)
+
+    @property
+    def input_layer(self) -> nn.Linear:
+        return self.input_projection
+
+    def forward_projected(self, hidden: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
-            state = self.initial_state(x.shape[0], x.device)
+            state = self.initial_state(hidden.shape[0], hidden.device)
         past_keys, past_values, past_valid = state
         history = self.window - 1
-        valid = torch.cat([past_valid, torch.ones_like(x[..., 0])], dim=1)
-        bias = self._attention_bias(valid, x.shape[1])
-        hidden = self.input_projection(x)
+        valid = torch.cat([past_valid, torch.ones_like(hidden[..., 0])], dim=1)
+        bias = self._attention_bias(valid, hidden.shape[1])
         next_keys, next_values = [], []
         for layer, block in enumerate(self.blocks):
             hidden, keys, values = block(hidden, past_keys[layer], past_values[layer], bias)

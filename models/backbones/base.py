@@ -52,6 +52,19 @@ class Backbone(nn.Module, ABC):
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One frame: ``x[B, input_dim]`` to ``([B, output_dim], next state)``."""
 
+    @property
+    def input_layer(self) -> nn.Linear | None:
+        """The Linear this backbone applies to every frame before anything else, if it starts
+        with one: a caller may apply it itself (fused with the feature embeddings, see
+        :meth:`models.feature_input.FeatureInput.project`) and pass the result to
+        :meth:`forward_projected`."""
+        return None
+
+    def forward_projected(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """:meth:`forward` for frames already through :attr:`input_layer`,
+        ``x[B, T, input_layer.out_features]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not start with a Linear")
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The state before the first frame: all zeros (an empty history)."""
         return tuple(

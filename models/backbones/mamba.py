@@ -192,16 +192,22 @@ class MambaBackbone(Backbone):
         )
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.forward_projected(self.input_projection(x), state)
+
+    @property
+    def input_layer(self) -> nn.Linear:
+        return self.input_projection
+
+    def forward_projected(self, hidden: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
-            state = self.initial_state(x.shape[0], x.device)
-        return self._run(x, state, sequence=True)
+            state = self.initial_state(hidden.shape[0], hidden.device)
+        return self._run(hidden, state, sequence=True)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._run(x, state, sequence=False)
+        return self._run(self.input_projection(x), state, sequence=False)
 
-    def _run(self, x: Tensor, state: State, sequence: bool) -> tuple[Tensor, State]:
+    def _run(self, hidden: Tensor, state: State, sequence: bool) -> tuple[Tensor, State]:
         conv_states, scan_states = state
-        hidden = self.input_projection(x)
         next_conv, next_scan = [], []
         for layer, block in enumerate(self.blocks):
             run_block = block if sequence else block.step

@@ -37,5 +37,12 @@ class MLPBackbone(Backbone):
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         return self.layers(x), ()
 
+    @property
+    def input_layer(self) -> nn.Linear:
+        return self.layers[0]
+
+    def forward_projected(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        return self.layers[1:](x), ()
+
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         return self.layers(x), ()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for
 from exphil_pipeline.artifacts.quantization import METHODS, quantize_candidates
@@ -36,8 +37,21 @@ from runtime.onnx_policy import OnnxPolicy
 HELDOUT = 0.25
 
 
+@pytest.fixture
+def both_cores():
+    """Torch on both cores for this test, the longest, though each test worker gets one
+    thread (tests/conftest.py): it starts first and would otherwise finish alone."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) -> None:
+def test_teacher_and_int8_student_imitate_the_scripted_player(
+    tmp_path: Path, both_cores: None
+) -> None:
     layout = DataLayout(tmp_path)
     replays = write_sample_replays(tmp_path / "replays", games=24, frames=3600, seed=0)
     ingest_batch(ReplayBatch("known", replays[0].parent), layout, IngestSettings(workers=1))

@@ -20,11 +20,13 @@ from runtime.embedding_spec import EMBEDDING_SPEC
 from tests.assets.experiment_runs import materialize_experiment
 
 FRAME_DELAY = 3
+FRAME_DELAY_RANGE = (1, 6)
 
 
 @pytest.fixture(scope="module")
 def chain(sample_store):
-    """The whole chain with a frame delay and a character that are not the defaults."""
+    """The whole chain with a range of frame delays and a character that are not the
+    defaults."""
     home = Path(sample_store.home)
     result = materialize_experiment(
         [training_set, teacher, soft_labels, student, policy_onnx, policy_int8, evaluation],
@@ -35,6 +37,7 @@ def chain(sample_store):
                 "heldout_fraction": 0.1,
                 "characters": ["MEWTWO"],
                 "frame_delay": FRAME_DELAY,
+                "frame_delay_range": list(FRAME_DELAY_RANGE),
             },
             "teacher": {"hidden_dim": 32, "batch_size": 4, "bptt": 32, "epochs": 1},
             "soft_labels": {},
@@ -76,6 +79,7 @@ def test_artifacts_carry_the_manifest_inside_and_beside(chain) -> None:
         assert manifest.embedding_spec_hash == EMBEDDING_SPEC.content_hash
         # Read from the exported checkpoint's policy contract.
         assert manifest.frame_delay == FRAME_DELAY and manifest.character == "MEWTWO"
+        assert manifest.frame_delay_range == FRAME_DELAY_RANGE
     assert read_manifest(folder / "policy_fp32.onnx").model_kind == "stateless"
     teacher_manifest = read_manifest(folder / "teacher_fp32.onnx")
     assert teacher_manifest.model_kind == "recurrent" and teacher_manifest.state

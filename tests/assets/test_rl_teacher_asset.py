@@ -34,7 +34,7 @@ def test_the_rl_teacher_asset_feeds_distillation(sample_store) -> None:
                 "value_warmup_updates": 1,
             },
             "soft_labels": {"teacher": "rl"},
-            "student": {"epochs": 1, "batch_size": 256},
+            "student": {"epochs": 4, "batch_size": 256},
         },
     )
     assert result.success

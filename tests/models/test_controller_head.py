@@ -1,5 +1,7 @@
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from models import AutoregressiveControllerHead, controller_metrics, sample_inverse_cdf
 from runtime.controller_spec import CONTROLLER_SPEC
@@ -157,3 +159,48 @@ def test_sampled_logits_are_the_teacher_forced_logits_along_the_path(
 def test_heads_predicted_together_need_equal_class_counts() -> None:
     with pytest.raises(ValueError, match="same number of classes"):
         AutoregressiveControllerHead(HIDDEN, (2, 3, 4), joint_heads=2, mlp_dim=8)
+
+
+def per_group_logits(
+    head: AutoregressiveControllerHead, hidden: Tensor, targets: Tensor
+) -> list[Tensor]:
+    """The head's definition written out group by group: each group's MLP reads the first
+    layer's slice for that group plus what every earlier group's one-hot classes add to it."""
+    mlp = head.mlp_dim
+    first = head.first_layers(head.norm(hidden))
+    groups = targets.long().split(head.group_sizes, dim=-1)
+    logits: list[Tensor] = []
+    for index, group_logits in enumerate(head.group_logits):
+        pre_activation = first[..., index * mlp : (index + 1) * mlp]
+        for earlier in range(index):
+            one_hot = F.one_hot(groups[earlier], head.group_classes[earlier]).flatten(-2)
+            added = head.conditioning[earlier](one_hot.float())
+            offset = (index - earlier - 1) * mlp
+            pre_activation = pre_activation + added[..., offset : offset + mlp]
+        group = group_logits(F.relu(pre_activation))
+        logits.extend(group.split(head.group_classes[index], dim=-1))
+    return logits
+
+
+@pytest.mark.parametrize("joint_heads", [len(CONTROLLER_SPEC.buttons), 0])
+def test_teacher_forced_logits_and_gradients_follow_the_per_group_definition(
+    joint_heads: int,
+) -> None:
+    torch.manual_seed(3)
+    head = AutoregressiveControllerHead(
+        HIDDEN, CONTROLLER_SPEC.head_classes, joint_heads=joint_heads, mlp_dim=8
+    )
+    hidden = torch.randn(3, 4, HIDDEN, requires_grad=True)
+    generator = torch.Generator().manual_seed(4)
+    targets = random_targets((3, 4), CONTROLLER_SPEC.head_classes, generator)
+    weights = [torch.randn(3, 4, n) for n in CONTROLLER_SPEC.head_classes]
+
+    def gradients(logits: list[Tensor]) -> list[Tensor]:
+        total = sum((w * x).sum() for w, x in zip(weights, logits, strict=True))
+        return torch.autograd.grad(total, [hidden, *head.parameters()])
+
+    fused, reference = head(hidden, targets), per_group_logits(head, hidden, targets)
+    for got, expected in zip(fused, reference, strict=True):
+        torch.testing.assert_close(got, expected)
+    for got, expected in zip(gradients(fused), gradients(reference), strict=True):
+        torch.testing.assert_close(got, expected)

@@ -66,3 +66,52 @@ def test_categorical_column_validates_and_round_trips() -> None:
 def test_categorical_columns_cap_the_embedding_width() -> None:
     columns = categorical_columns([(4, 400), (9, 6)], max_embedding_dim=16)
     assert columns == (CategoricalColumn(4, 400, 16), CategoricalColumn(9, 6, 6))
+
+
+def test_table_gradients_are_those_of_one_lookup_per_column() -> None:
+    torch.manual_seed(2)
+    layer = make_input()
+    ids = torch.tensor([[[0, 1], [3, 1], [3, 0]], [[2, 0], [3, 1], [1, 1]]])
+    frames = torch.randn(2, 3, 5)
+    frames[..., 1], frames[..., 4] = ids[..., 0].float(), ids[..., 1].float()
+    weights = torch.randn(2, 3, layer.output_dim)
+    (table_gradient,) = torch.autograd.grad((layer(frames) * weights).sum(), layer.table.weight)
+    reference = torch.cat(
+        [
+            torch.nn.functional.embedding(ids[..., 0], layer.column_embeddings(0)),
+            torch.nn.functional.embedding(ids[..., 1], layer.column_embeddings(1)),
+        ],
+        dim=-1,
+    )
+    (expected,) = torch.autograd.grad((reference * weights[..., 3:]).sum(), layer.table.weight)
+    torch.testing.assert_close(table_gradient, expected)
+
+
+@pytest.mark.parametrize("periodic_frequencies", [0, 2])
+@pytest.mark.parametrize("categorical", [True, False])
+def test_projection_is_the_layer_applied_to_the_encoding(
+    periodic_frequencies: int, categorical: bool
+) -> None:
+    torch.manual_seed(1)
+    columns = [CategoricalColumn(1, 4, 3), CategoricalColumn(4, 2, 2)] if categorical else []
+    layer = FeatureInput(5, columns, periodic_frequencies=periodic_frequencies)
+    linear = torch.nn.Linear(layer.output_dim, 6)
+    frames = torch.randn(2, 3, 5)
+    if categorical:  # ids, some out of range or NaN
+        frames[..., 1] = torch.tensor([[0.0, 3.0, 9.0], [-1.0, float("nan"), 2.0]])
+        frames[..., 4] = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 5.0]])
+    weights = torch.randn(2, 3, 6)
+    parameters = [*layer.parameters(), *linear.parameters()]
+
+    def outputs_and_gradients(out: torch.Tensor) -> list[torch.Tensor]:
+        return [out, *torch.autograd.grad((out * weights).sum(), parameters)]
+
+    projected = outputs_and_gradients(layer.project(frames, linear))
+    expected = outputs_and_gradients(linear(layer(frames)))
+    for got, want in zip(projected, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_projection_refuses_a_layer_of_another_width() -> None:
+    with pytest.raises(ValueError, match="inputs"):
+        make_input().project(torch.zeros(1, 5), torch.nn.Linear(4, 2))

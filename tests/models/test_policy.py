@@ -107,6 +107,26 @@ def test_step_logits_are_the_teacher_forced_logits_of_the_chosen_classes(kind: s
 
 
 @pytest.mark.parametrize("kind", BACKBONE_KINDS)
+def test_encode_is_the_backbone_over_the_encoded_features(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(kind, periodic_frequencies=2))
+    features = synthetic_frames(2, 9, generator)
+    state = tuple(torch.randn(spec.shape) for spec in policy.state_specs(2))
+    weights = torch.randn(2, 9, policy.config.hidden_dim)
+    parameters = [*policy.features.parameters(), *policy.backbone.parameters()]
+
+    def outputs_and_gradients(hidden: torch.Tensor, final: tuple) -> list[torch.Tensor]:
+        gradients = torch.autograd.grad((hidden * weights).sum(), parameters)
+        return [hidden, *final, *gradients]
+
+    encoded = outputs_and_gradients(*policy.encode(features, state))
+    plain = outputs_and_gradients(*policy.backbone(policy.features(features), state))
+    for got, expected in zip(encoded, plain, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("kind", BACKBONE_KINDS)
 def test_training_overfits_a_small_fixed_batch(kind: str) -> None:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(1)

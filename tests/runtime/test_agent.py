@@ -13,6 +13,7 @@ from runtime.agent import Agent, AgentConfig, hold_frames
 from runtime.async_agent import AsyncAgent
 from runtime.controller_spec import NEUTRAL_ACTION
 from runtime.dry_run import replay_gamestates
+from runtime.embedding_spec import FRAME_DELAY_COLUMN, frame_delay_feature
 from runtime.onnx_policy import OnnxPolicy
 from tests.runtime.conftest import ExportedPolicy
 
@@ -106,3 +107,11 @@ def test_async_agent_reports_worker_failures(gru_artifact: ExportedPolicy) -> No
                 time.sleep(0.001)
     finally:
         worker.close()
+
+
+def test_the_policy_reads_the_delay_it_plays_at(
+    gamestates: list, mlp_artifact: ExportedPolicy
+) -> None:
+    agent = make_agent(mlp_artifact, delay_input=6)
+    features = agent.decide(gamestates[0]).features
+    assert features[FRAME_DELAY_COLUMN] == frame_delay_feature(6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -22,6 +23,7 @@ def _manifest(**overrides: object) -> ArtifactManifest:
         "backbone": "gru",
         "character": "MEWTWO",
         "frame_delay": 2,
+        "frame_delay_range": (2, 2),
         "temperature": 1.0,
         "precision": "fp32",
         "inputs": ("features", "uniforms", "temperature", "state_in.h"),
@@ -66,3 +68,15 @@ def test_kind_and_state_must_agree() -> None:
         replace(_manifest(), model_kind="stateless")
     with pytest.raises(ValueError, match="model_kind"):
         _manifest(model_kind="lstm")
+
+
+def test_a_manifest_written_before_delay_ranges_reads_as_its_one_delay() -> None:
+    data = json.loads(_manifest().to_json())
+    del data["frame_delay_range"]
+    assert ArtifactManifest.from_json(json.dumps(data)).frame_delay_range == (2, 2)
+
+
+def test_the_frame_delay_must_lie_in_the_trained_range() -> None:
+    assert _manifest(frame_delay_range=(0, 18)).frame_delay_range == (0, 18)
+    with pytest.raises(ValueError, match=r"frame_delay 2 must lie in frame_delay_range \(3, 18\)"):
+        _manifest(frame_delay_range=(3, 18))

@@ -126,6 +126,7 @@ def save_tiny_teacher(layout: DataLayout, experiment: str) -> None:
     )
     contract = PolicyContract(
         frame_delay=2,
+        frame_delay_range=(2, 2),
         characters=("FOX",),
         embedding_spec_version=EMBEDDING_SPEC.version,
         embedding_spec_hash=EMBEDDING_SPEC.content_hash,
@@ -169,7 +170,7 @@ class CountingPolicy(PolicyPlayer):
     previous-input columns it was shown."""
 
     def __init__(self, frame_delay: int) -> None:
-        super().__init__("counting", frame_delay, temperature=0.0)
+        super().__init__("counting", frame_delay, (frame_delay, frame_delay), temperature=0.0)
 
     def _load(self, games: int) -> None:
         self.frames = np.zeros(games, dtype=np.uint8)

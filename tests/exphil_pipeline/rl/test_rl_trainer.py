@@ -115,6 +115,7 @@ def _spec(home: Path, index: int) -> ActorSpec:
         index=index,
         policy=teacher.policy.config.to_dict(),
         frame_delay=teacher.contract.frame_delay,
+        frame_delay_range=teacher.contract.frame_delay_range,
         character="MEWTWO",
         opponent_character="FOX",
         stage="FINAL_DESTINATION",

@@ -8,7 +8,7 @@ import pytest
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.examples import FIRST_PLAYABLE_FRAME, GameFrames
 from runtime.controller_spec import CONTROLLER_SPEC
-from runtime.embedding_spec import EMBEDDING_SPEC
+from runtime.embedding_spec import EMBEDDING_SPEC, FRAME_DELAY_COLUMN, frame_delay_feature
 
 
 def _games(store) -> list[GameFrames]:
@@ -52,6 +52,9 @@ def test_frame_delay_pairs_state_t_minus_d_with_action_t(sample_store, delay: in
     if delay == 0:
         expected[0] = CONTROLLER_SPEC.neutral()
     assert np.array_equal(previous, expected)
+    # The network reads the pair's delay.
+    assert examples.frame_delay == delay
+    assert np.all(examples.features[:, FRAME_DELAY_COLUMN] == frame_delay_feature(delay))
 
 
 def test_countdown_actions_are_left_out_by_default(sample_store) -> None:
