@@ -660,15 +660,18 @@ def _owner_relation(owner_port: np.ndarray, target_port: int, opponent_port: int
 def embed_batch(columns: GameColumns) -> np.ndarray:
     """Embed N frames at once: ``float32[N, EMBEDDING_SPEC.dim]``, no Python loop per frame."""
     n = len(columns.slots[0].present)
-    raw = np.zeros((n, _DIM), dtype=np.float32)
+    # Built column by column, so stored column-major: each column is then one contiguous
+    # write rather than N writes a frame vector apart; one transposing copy at the end.
+    raw = np.zeros((n, _DIM), dtype=np.float32, order="F")
     block = len(PLAYER_FEATURES)
     for slot_index, slot in enumerate(columns.slots):
         is_leader = slot_index % 2 == 0
         present = slot.present.astype(np.bool_, copy=False)
+        everywhere = bool(present.all())
         for offset, feature in enumerate(PLAYER_FEATURES):
-            raw[:, slot_index * block + offset] = np.where(
-                present, feature.batch(slot, is_leader), np.float32(0)
-            )
+            values = feature.batch(slot, is_leader)
+            column = slot_index * block + offset
+            raw[:, column] = values if everywhere else np.where(present, values, np.float32(0))
     stage = stage_index(STAGE_NAMES.get(columns.external_stage, "OTHER"))
     raw[:, _STAGE] = stage
     target, opponent = columns.slots[0], columns.slots[2]
@@ -688,7 +691,7 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
     _nearest_items_batch(raw, columns)
     raw[:, _DELAY] = columns.frame_delay
     raw[:, _PREVIOUS_START:] = columns.previous_input
-    return _finish(raw)
+    return np.ascontiguousarray(_finish(raw))
 
 
 def _geometry_batch(geometry: StageGeometry, slot: SlotColumns, frames: np.ndarray) -> np.ndarray:
