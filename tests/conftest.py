@@ -24,14 +24,6 @@ def pytest_configure(config: pytest.Config) -> None:
             sys.modules["torch"].set_num_threads(1)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules holding a test marked ``slow`` first. pytest-xdist hands whole modules to its
-    workers in this order, so the longest tests start at once while the other worker works
-    through the rest, instead of one running alone at the end."""
-    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
-
-
 @dataclass(frozen=True)
 class CatalogEntry:
     """One row of the corpus' CATALOG.tsv."""

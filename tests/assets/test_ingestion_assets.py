@@ -222,7 +222,6 @@ def test_cli_ingest_prints_summary_and_sql_reads_it(
     assert bad.returncode == 2 and "nope" in bad.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_demo_runs_the_whole_chain_on_generated_replays(tmp_path: Path) -> None:
     env = _env(tmp_path / "home")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import pytest
 
 from exphil_pipeline.evaluation.parity import ParityReport, compare_replay
 from exphil_pipeline.storage.layout import DataLayout
@@ -41,7 +40,6 @@ def test_generated_replays_embed_identically(sample_store, sample_replays) -> No
         assert report.frames_compared == 2 * 600 and report.max_abs_diff == 0.0
 
 
-@pytest.mark.slow
 def test_every_readable_real_replay_embeds_bit_for_bit(real_store, real_replays, catalog) -> None:
     files = [real_replays / entry.file for entry in catalog]
     context = multiprocessing.get_context("spawn")

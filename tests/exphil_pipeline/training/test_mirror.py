@@ -12,7 +12,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from exphil_pipeline.evaluation.parity import ParityReport, compare_replay
@@ -101,7 +100,6 @@ def _compare_mirrored(args: tuple[Path, Path]) -> ParityReport:
     return compare_replay(path, DataLayout(home), mirror=True)
 
 
-@pytest.mark.slow
 def test_a_mirrored_frame_is_the_embedding_of_the_mirrored_game(real_store, real_replays) -> None:
     with open(real_replays / "CATALOG.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
