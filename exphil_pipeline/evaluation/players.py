@@ -334,7 +334,7 @@ class TeacherPlayer(PolicyPlayer):
             name or str(checkpoint), contract.frame_delay, contract.frame_delay_range, temperature
         )
         self.policy = teacher.policy.eval()
-        self.character = teacher.contract.character if teacher.contract.character != "any" else None
+        self.character = contract.character if contract.character != "any" else None
 
     def _load(self, games: int) -> None:
         import torch

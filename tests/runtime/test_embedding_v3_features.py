@@ -26,6 +26,7 @@ from runtime.embedding_spec import (
     embed_gamestate,
 )
 from runtime.melee_ids import STAGE_NAMES
+from runtime.stage_geometry import LEGAL_STAGES
 
 EXTERNAL = {name: external for external, name in STAGE_NAMES.items()}
 NAMES = EMBEDDING_SPEC.names
@@ -107,17 +108,7 @@ def _raw(vector: dict[str, float], name: str) -> float:
     return vector[name] / COLUMNS[name].scale
 
 
-@pytest.mark.parametrize(
-    "stage",
-    [
-        Stage.BATTLEFIELD,
-        Stage.FINAL_DESTINATION,
-        Stage.DREAMLAND,
-        Stage.FOUNTAIN_OF_DREAMS,
-        Stage.POKEMON_STADIUM,
-        Stage.YOSHIS_STORY,
-    ],
-)
+@pytest.mark.parametrize("stage", LEGAL_STAGES)
 def test_stage_geometry_agrees_and_reads_right(stage: Stage) -> None:
     positions = [(0, 0), (-30, 27.2001), (40, 60), (-95, -20), (150, 10), (0, 54.4001)]
     for frame in (-123, 0, 450, 700, 1050, 5000):
