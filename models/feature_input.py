@@ -127,6 +127,10 @@ class FeatureInput(nn.Module):
             "output_index", torch.tensor(continuous + embedding_positions, dtype=torch.long)
         )
         self.continuous_dim = len(continuous)
+        # Multiplies per output unit of the layer after this one: every table row through it
+        # (project), or each frame's embedded ids (the plain path); project picks the cheaper.
+        self.table_entries = sum(c.vocab_size * c.embedding_dim for c in categorical)
+        self.embedded_width = sum(c.embedding_dim for c in categorical)
         self.periodic: Periodic | None = None
         if periodic_frequencies:
             self.periodic = Periodic(self.continuous_dim, periodic_frequencies, periodic_sigma)
@@ -160,14 +164,15 @@ class FeatureInput(nn.Module):
         Each id column's table goes through that column's slice of ``layer``'s weight once per
         call (``vocab_size x out_features``), and each frame then sums one row of it per id
         column. Over many frames this spares the larger part of ``layer``'s multiply, whose
-        inputs are mostly embedding entries; for a handful of frames the per-column multiplies
-        cost more than they spare, so single steps use ``layer(self(frames))``.
+        inputs are mostly embedding entries. With fewer frames than table rows per embedded
+        input (a student's batch of random frames, a single step), multiplying every table row
+        costs more than it spares, and this is ``layer(self(frames))``.
         """
         if layer.in_features != self.output_dim:
             raise ValueError(f"layer takes {layer.in_features} inputs, not {self.output_dim}")
-        if self.table is None:
-            return layer(self(frames))
         flat = frames.reshape(-1, frames.shape[-1])
+        if len(flat) * self.embedded_width <= self.table_entries:
+            return layer(self(frames))
         continuous = flat.index_select(-1, self.output_index[: self.continuous_dim])
         weight = layer.weight
         out = F.linear(continuous, weight[:, : self.continuous_dim], layer.bias)

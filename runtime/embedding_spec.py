@@ -252,7 +252,9 @@ class PlayerFeature:
 
 def _trunc(values: np.ndarray) -> np.ndarray:
     """libmelee's ``int(float)``: toward zero; NaN as 0 (libmelee's hitstun fallback)."""
-    return np.trunc(np.nan_to_num(values.astype(np.float32, copy=False), nan=0.0))
+    truncated = np.trunc(values.astype(np.float32, copy=False))
+    np.copyto(truncated, np.float32(0), where=np.isnan(truncated))
+    return truncated
 
 
 def _continuous(
@@ -632,14 +634,15 @@ assert EMBEDDING_SPEC.names[_ITEM_START] == "item0_type"
 assert EMBEDDING_SPEC.names[_DELAY] == "frame_delay"
 
 
-def _finish(raw: np.ndarray) -> np.ndarray:
-    """The one transform both paths share: scale, then clip, in float32.
+def _finish(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The one transform both paths share: scale, then clip, in float32; in place, or with
+    the result written to ``out``.
 
     ``fmax``/``fmin`` return the non-NaN operand, so a NaN lands on the low clip bound.
     """
     np.multiply(raw, _SCALE, out=raw)
     np.fmax(raw, _LOW, out=raw)
-    return np.fmin(raw, _HIGH, out=raw)
+    return np.fmin(raw, _HIGH, out=raw if out is None else out)
 
 
 def stage_index(stage_name: str) -> int:
@@ -667,6 +670,8 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
     for slot_index, slot in enumerate(columns.slots):
         is_leader = slot_index % 2 == 0
         present = slot.present.astype(np.bool_, copy=False)
+        if not present.any():
+            continue  # a Nana slot in a game without one: its columns stay zero
         everywhere = bool(present.all())
         for offset, feature in enumerate(PLAYER_FEATURES):
             values = feature.batch(slot, is_leader)
@@ -691,7 +696,9 @@ def embed_batch(columns: GameColumns) -> np.ndarray:
     _nearest_items_batch(raw, columns)
     raw[:, _DELAY] = columns.frame_delay
     raw[:, _PREVIOUS_START:] = columns.previous_input
-    return np.ascontiguousarray(_finish(raw))
+    # The last step of _finish writes the frame-major result: the transpose rides on a pass
+    # the transform makes anyway.
+    return _finish(raw, out=np.empty((n, _DIM), dtype=np.float32))
 
 
 def _geometry_batch(geometry: StageGeometry, slot: SlotColumns, frames: np.ndarray) -> np.ndarray:

@@ -59,6 +59,11 @@ class OnnxPolicy:
         manifest.check_compatible()
         return cls(manifest, single_thread_session(artifact))
 
+    def another_player(self) -> OnnxPolicy:
+        """The same artifact on the same session with a state of its own, at the initial
+        state: several games played side by side."""
+        return OnnxPolicy(self.manifest, self._session)
+
     def reset(self) -> None:
         """Back to the initial (zero) state: a recurrent policy starts every game from it."""
         for tensor in self._state.values():

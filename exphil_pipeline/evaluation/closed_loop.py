@@ -5,12 +5,14 @@ play it sees the last action it chose itself (``runtime.agent``), so a policy th
 copy its previous input repeats its own mistakes. Here every held-out episode is played frame
 by frame at temperature 0 with the previous-input columns overwritten by the policy's last
 choice (the first frame keeps the recorded one, as nothing was chosen yet), the state carried
-from the episode's start; the choices are compared with the recorded inputs.
+from the episode's start; the choices are compared with the recorded inputs. Episodes play
+side by side, one per lane, so one policy call per frame serves many of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -24,42 +26,61 @@ from runtime.embedding_spec import PREVIOUS_INPUT_COLUMNS
 from runtime.onnx_policy import OnnxPolicy
 
 FrameStep = Callable[[np.ndarray], np.ndarray]
-"""One frame vector ``float32[D]`` to the classes chosen ``int[heads]``; state kept inside."""
+"""Frame vectors ``float32[lanes, D]``, one per lane, to the classes chosen ``int[lanes,
+heads]``; each lane's state kept inside."""
+NewFrameStep = Callable[[int], FrameStep]
+"""A :data:`FrameStep` for that many lanes, every lane at its initial state."""
+
+LANES = 32
+"""Episodes played side by side."""
 
 
-def play_episode(step: FrameStep, features: np.ndarray) -> np.ndarray:
-    """The classes ``int64[N, heads]`` chosen over ``features[N, D]``, each frame's previous
-    input being the choice made on the frame before."""
-    chosen = np.empty((len(features), CONTROLLER_SPEC.num_heads), dtype=np.int64)
-    for index, recorded in enumerate(features):
-        row = recorded.copy()
+def play_episodes(step: FrameStep, episodes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The classes ``int64[N_i, heads]`` chosen over each ``episodes[i][N_i, D]``, lane ``i``
+    playing episode ``i``, each frame's previous input being the choice made on the frame
+    before. A lane whose episode has ended repeats its last frame until the longest ends;
+    those choices are dropped."""
+    lengths = np.array([len(features) for features in episodes])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    frames = np.concatenate(episodes)
+    chosen = np.empty((len(frames), CONTROLLER_SPEC.num_heads), dtype=np.int64)
+    last = np.zeros((len(episodes), CONTROLLER_SPEC.num_heads), dtype=np.int64)
+    for index in range(int(lengths.max(initial=0))):
+        rows = starts + np.minimum(index, lengths - 1)
+        features = frames[rows]
         if index:
-            row[PREVIOUS_INPUT_COLUMNS] = chosen[index - 1]
-        chosen[index] = step(row)
-    return chosen
+            features[:, PREVIOUS_INPUT_COLUMNS] = last
+        last = np.asarray(step(features), dtype=np.int64)
+        playing = index < lengths
+        chosen[rows[playing]] = last[playing]
+    return np.split(chosen, starts[1:])
 
 
-def torch_frame_step(policy: Policy) -> FrameStep:
+def torch_frame_step(policy: Policy, lanes: int) -> FrameStep:
     """Argmax stepping of a PyTorch policy from its initial state."""
     policy.eval()
-    state = policy.initial_state(1)
-    uniforms = torch.zeros(1, CONTROLLER_SPEC.num_heads)
+    state = policy.initial_state(lanes)
+    uniforms = torch.zeros(lanes, CONTROLLER_SPEC.num_heads)
     temperature = torch.tensor(0.0)
 
     @torch.no_grad()
-    def step(row: np.ndarray) -> np.ndarray:
+    def step(rows: np.ndarray) -> np.ndarray:
         nonlocal state
-        classes, _, state = policy.step(torch.from_numpy(row)[None], state, uniforms, temperature)
-        return classes[0].numpy()
+        classes, _, state = policy.step(torch.from_numpy(rows), state, uniforms, temperature)
+        return classes.numpy()
 
     return step
 
 
-def onnx_frame_step(policy: OnnxPolicy) -> FrameStep:
-    """Argmax stepping of an ONNX artifact from its initial state."""
+def onnx_frame_step(policy: OnnxPolicy, lanes: int) -> FrameStep:
+    """Argmax stepping of an ONNX artifact from its initial state: the artifact steps one
+    frame at a time, so each lane is a player of its own on the same session."""
+    players = [policy, *(policy.another_player() for _ in range(lanes - 1))]
     policy.reset()
     uniforms = np.zeros(CONTROLLER_SPEC.num_heads, dtype=np.float32)
-    return lambda row: policy.step(row, uniforms, 0.0)
+    return lambda rows: np.stack(
+        [player.step(row, uniforms, 0.0) for player, row in zip(players, rows, strict=True)]
+    )
 
 
 def split_episodes(
@@ -83,9 +104,13 @@ def split_episodes(
 
 
 def closed_loop_accuracy(
-    new_step: Callable[[], FrameStep], episodes: Iterator[tuple[np.ndarray, np.ndarray]]
+    new_step: NewFrameStep, episodes: Iterator[tuple[np.ndarray, np.ndarray]]
 ) -> Agreement:
-    """Every episode played by a fresh ``new_step()``: the share of frames whose whole action
-    (``all_heads``) and each head matched the recorded input."""
-    same = [play_episode(new_step(), features) == targets for features, targets in episodes]
+    """Every episode played from the initial state, :data:`LANES` at a time: the share of
+    frames whose whole action (``all_heads``) and each head matched the recorded input."""
+    same = []
+    while group := list(itertools.islice(episodes, LANES)):
+        features, targets = zip(*group, strict=True)
+        played = play_episodes(new_step(len(group)), features)
+        same.extend(chosen == recorded for chosen, recorded in zip(played, targets, strict=True))
     return Agreement.of(np.concatenate(same)) if same else Agreement()

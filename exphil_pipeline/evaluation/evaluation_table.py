@@ -57,7 +57,7 @@ from exphil_pipeline.evaluation.action_metrics import (
 )
 from exphil_pipeline.evaluation.arena import ArenaConfig, PlayerStats, play_arena
 from exphil_pipeline.evaluation.closed_loop import (
-    FrameStep,
+    NewFrameStep,
     closed_loop_accuracy,
     onnx_frame_step,
     split_episodes,
@@ -175,7 +175,7 @@ def _confusion_png(human: np.ndarray, chosen: np.ndarray, path: Path) -> bytes:
 def _teacher_row(
     experiment: ExperimentPaths,
     frames: EvaluationFrames,
-    played: Callable[[Callable[[], FrameStep]], float],
+    played: Callable[[NewFrameStep], float],
     config: EvaluationConfig,
 ) -> dict:
     teacher = distilled_teacher(experiment)
@@ -204,7 +204,7 @@ def _teacher_row(
             c: {o: headline(v) for o, v in opponents.items()}
             for c, opponents in best.get("per_matchup", {}).items()
         },
-        "closed_loop": played(lambda: torch_frame_step(teacher.policy)),
+        "closed_loop": played(lambda lanes: torch_frame_step(teacher.policy, lanes)),
         "agreement": 1.0,
         "parameters": sum(p.numel() for p in teacher.policy.parameters()),
         "bytes": teacher.path.stat().st_size,
@@ -222,7 +222,7 @@ def _artifact_row(
     path: Path,
     student: StudentCheckpoint,
     frames: EvaluationFrames,
-    played: Callable[[Callable[[], FrameStep]], float],
+    played: Callable[[NewFrameStep], float],
     config: EvaluationConfig,
     nll: np.ndarray | None,
 ) -> tuple[dict, np.ndarray]:
@@ -246,7 +246,7 @@ def _artifact_row(
         "figures": {key: breakdown.overall[key] for key in REPORTED},
         "per_character": breakdown.per_character,
         "per_matchup": breakdown.per_matchup,
-        "closed_loop": played(lambda: onnx_frame_step(policy)),
+        "closed_loop": played(lambda lanes: onnx_frame_step(policy, lanes)),
         "agreement": float((chosen == teacher_choice).mean()),
         "parameters": sum(p.numel() for p in student.policy.parameters()),
         "bytes": path.stat().st_size,
@@ -265,7 +265,7 @@ def evaluation_report(experiment: ExperimentPaths, config: EvaluationConfig) -> 
     frames = evaluation_frames(experiment, eval_frames)
     dataset = TrainingSet.of(experiment)
 
-    def played(new_step: Callable[[], FrameStep]) -> float:
+    def played(new_step: NewFrameStep) -> float:
         episodes = split_episodes(dataset, frames.split, eval_frames)
         return closed_loop_accuracy(new_step, episodes).all_heads
 

@@ -226,7 +226,7 @@ def test_cli_ingest_prints_summary_and_sql_reads_it(
 def test_demo_runs_the_whole_chain_on_generated_replays(tmp_path: Path) -> None:
     env = _env(tmp_path / "home")
     run = subprocess.run(
-        ["exphil", "demo", "--games", "6", "--frames", "1800"],
+        ["exphil", "demo", "--games", "12", "--frames", "1800"],
         env=env,
         capture_output=True,
         text=True,

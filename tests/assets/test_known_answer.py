@@ -82,7 +82,7 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
     )
     teacher = TeacherCheckpoint.best(experiment).policy
     played = closed_loop_accuracy(
-        lambda: torch_frame_step(teacher), split_episodes(dataset, "heldout", 0)
+        lambda lanes: torch_frame_step(teacher, lanes), split_episodes(dataset, "heldout", 0)
     )
     print(f"teacher closed loop: {played}")
     assert played.compared > 10_000  # held-out games only
@@ -114,7 +114,8 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
     for path in quantize_candidates(fp32, targets, calibration).values():
         policy = OnnxPolicy.load(path)
         played = closed_loop_accuracy(
-            lambda policy=policy: onnx_frame_step(policy), split_episodes(dataset, "heldout", 0)
+            lambda lanes, policy=policy: onnx_frame_step(policy, lanes),
+            split_episodes(dataset, "heldout", 0),
         )
         print(f"{path.name} closed loop: {played}")
         assert played.all_heads >= 0.93, (path.name, played)

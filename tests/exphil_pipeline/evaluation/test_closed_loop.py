@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from exphil_pipeline.evaluation.closed_loop import closed_loop_accuracy, play_episode
+from exphil_pipeline.evaluation.closed_loop import closed_loop_accuracy, play_episodes
 from exphil_pipeline.training.previous_input_noise import shuffle_previous_input
 from models import FeatureInput
 from models.feature_input import CategoricalColumn
@@ -25,27 +25,41 @@ def _frames(count: int) -> np.ndarray:
 def test_each_frame_sees_the_choice_made_on_the_frame_before() -> None:
     seen = []
 
-    def step(row: np.ndarray) -> np.ndarray:
-        seen.append(row[PREVIOUS_INPUT_COLUMNS].copy())
-        return np.full(HEADS, row[0] % 3)  # the choice depends on the frame
+    def step(rows: np.ndarray) -> np.ndarray:
+        seen.append(rows[0, PREVIOUS_INPUT_COLUMNS].copy())
+        return np.full((len(rows), HEADS), rows[:, :1] % 3)  # the choice depends on the frame
 
-    chosen = play_episode(step, _frames(4))
+    (chosen,) = play_episodes(step, [_frames(4)])
     assert chosen[:, 0].tolist() == [0, 1, 2, 0]
     assert seen[0].tolist() == [5] * HEADS  # nothing chosen yet: the recorded one
     assert [s[0] for s in seen[1:]] == [0, 1, 2]
 
 
+def test_episodes_played_side_by_side_are_played_as_alone() -> None:
+    def step(rows: np.ndarray) -> np.ndarray:
+        # Each lane's choice depends on its frame and its own last choice.
+        choice = (rows[:, :1] + rows[:, PREVIOUS_INPUT_COLUMNS][:, :1]) % 7
+        return np.broadcast_to(choice, (len(rows), HEADS)).astype(np.int64)
+
+    episodes = [_frames(5), _frames(2) + 1, _frames(1) + 3]
+    together = play_episodes(step, episodes)
+    for alone, features in zip(together, episodes, strict=True):
+        (expected,) = play_episodes(step, [features])
+        assert np.array_equal(alone, expected)
+        assert len(alone) == len(features)
+
+
 def test_a_policy_that_copies_its_last_input_is_caught() -> None:
     targets = np.tile(np.arange(4)[:, None] % 2, (1, HEADS))
 
-    def copycat() -> object:
-        return lambda row: row[PREVIOUS_INPUT_COLUMNS].astype(np.int64)
+    def copycat(lanes: int) -> object:
+        return lambda rows: rows[:, PREVIOUS_INPUT_COLUMNS].astype(np.int64)
 
     frames = _frames(4)
     # Teacher-forced, copying the recorded input would be right on every frame.
     frames[:, PREVIOUS_INPUT_COLUMNS] = targets
-    result = closed_loop_accuracy(copycat, iter([(frames, targets)]))
-    assert result.compared == 4
+    result = closed_loop_accuracy(copycat, iter([(frames, targets)] * 3))
+    assert result.compared == 12
     assert result.all_heads == 0.5  # frame 0 (recorded input), then its own 0 copied on
 
 
