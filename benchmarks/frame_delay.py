@@ -46,7 +46,7 @@ def held_out_figures(policy: Policy, dataset: TrainingSet, lanes: int, frames: i
     """Teacher-forced and closed-loop figures on ``dataset``'s held-out games."""
     forced = evaluate(policy, ChunkReader(dataset, "heldout"), lanes, "cpu", 0, False)
     closed = closed_loop_accuracy(
-        lambda lanes: torch_frame_step(policy, lanes), split_episodes(dataset, "heldout", frames)
+        lambda count: torch_frame_step(policy, count), split_episodes(dataset, "heldout", frames)
     )
     return {
         "action_accuracy": round(forced["action_accuracy"], 4),
