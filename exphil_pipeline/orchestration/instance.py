@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dagster import DagsterInstance, DynamicPartitionsDefinition
+from filelock import FileLock
 
 from exphil_pipeline.storage.layout import DataLayout
 
@@ -19,8 +21,12 @@ def ensure_dagster_home(layout: DataLayout) -> str:
 
 
 def shared_instance(layout: DataLayout) -> DagsterInstance:
-    ensure_dagster_home(layout)
-    return DagsterInstance.get()
+    """The instance under the Dagster home. Opening it creates its SQLite storage on first
+    use; two processes doing that at once (two CLIs on a fresh home) both try to create
+    the same tables, so openings take turns under a lock file beside the storage."""
+    home = ensure_dagster_home(layout)
+    with FileLock(Path(home) / ".instance.lock"):
+        return DagsterInstance.get()
 
 
 def ensure_partition(
