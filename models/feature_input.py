@@ -185,13 +185,27 @@ class FeatureInput(nn.Module):
 
     def _projected_tables(self, weight: Tensor) -> Tensor:
         """Every table row's embedding times its column's slice of ``weight[out, output_dim]``,
-        ``[table rows, out]``, row for row as in the table."""
-        tables, position = [], self.continuous_dim
-        for index, column in enumerate(self.categorical):
-            columns = weight[:, position : position + column.embedding_dim]
-            tables.append(self.column_embeddings(index) @ columns.T)
-            position += column.embedding_dim
-        return torch.cat(tables)
+        ``[table rows, out]``, row for row as in the table.
+
+        One ``split`` of each tensor, not a slice per column: a slice's backward fills a
+        zero gradient as large as the whole tensor, once per column, and at dozens of id
+        columns those fills took a third of a training step; a split's backward is one
+        ``cat``.
+        """
+        vocab_sizes = [column.vocab_size for column in self.categorical]
+        widths = [column.embedding_dim for column in self.categorical]
+        embedded = weight[:, self.continuous_dim : self.continuous_dim + self.embedded_width]
+        return torch.cat(
+            [
+                rows[:, :width] @ columns.T
+                for rows, columns, width in zip(
+                    self.table.weight.split(vocab_sizes),
+                    embedded.split(widths, dim=1),
+                    widths,
+                    strict=True,
+                )
+            ]
+        )
 
     def _table_rows(self, frames: Tensor) -> Tensor:
         """The table row of every id column of ``frames[..., input_dim]``, ``[..., columns]``.

@@ -72,9 +72,9 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
             periodic_frequencies=8,
             previous_input_noise=1.0,
             epochs=24,
-            batch_size=8,
+            batch_size=32,
             bptt=32,
-            learning_rate=2e-3,
+            learning_rate=4e-3,
         ),
         tmp_path,
         experiment.name,
@@ -88,8 +88,8 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
     assert played.compared > 10_000  # held-out games only
     # Against the weaker levels on port 2 (which start attacks late since they let go of a
     # button when the script does), the reference Mewtwo meets more situations at its
-    # thresholds; measured here: 0.950 (this config), 0.944 (32 epochs at 3e-3), 0.941 (24 at
-    # 3e-3). A broken chain lands far below.
+    # thresholds; measured here: 0.963 (this config), 0.966 (batches of 8 at 2e-3, in 1.6
+    # times the time), 0.931 (16 epochs of 16 at 3e-3). A broken chain lands far below.
     assert played.all_heads >= 0.94, played
 
     build_soft_labels(experiment, SoftLabelsConfig(temperature=2.0))
@@ -98,7 +98,7 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
         StudentConfig(
             periodic_frequencies=8,
             previous_input_noise=1.0,
-            epochs=8,
+            epochs=6,
             batch_size=128,
         ),
     )
@@ -111,6 +111,7 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
         p for p in replays if is_heldout(content_game_id(p.read_bytes()), HELDOUT)
     )
     targets = {method: tmp_path / f"int8-{method}.onnx" for method in METHODS}
+    agreements = {}
     for path in quantize_candidates(fp32, targets, calibration).values():
         policy = OnnxPolicy.load(path)
         played = closed_loop_accuracy(
@@ -119,12 +120,14 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
         )
         print(f"{path.name} closed loop: {played}")
         assert played.all_heads >= 0.93, (path.name, played)
-        # The same through the player itself: libmelee's console, the agent, the pipe.
-        report = dry_run(
-            policy,
-            heldout_replay,
-            DryRunConfig(port=1, opponent_port=None, temperature=0.0, frame_delay=1),
-        )
-        print(report.summary())
-        assert report.pipe.well_formed
-        assert report.agreement.all_heads >= 0.93, report.summary()
+        agreements[path] = played.all_heads
+    # The same through the player itself (libmelee's console, the agent, the pipe), once: for
+    # the candidate that agreed least in closed loop.
+    report = dry_run(
+        OnnxPolicy.load(min(agreements, key=agreements.get)),
+        heldout_replay,
+        DryRunConfig(port=1, opponent_port=None, temperature=0.0, frame_delay=1),
+    )
+    print(report.summary())
+    assert report.pipe.well_formed
+    assert report.agreement.all_heads >= 0.93, report.summary()
