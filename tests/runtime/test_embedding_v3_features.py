@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from melee.enums import Action, Character, ProjectileType, Stage
-from melee.gamestate import GameState, PlayerState, Projectile
+from melee.gamestate import GameState, PlayerState, Projectile, UnknownAnimation
 
 from runtime.character_moves import SPECIAL_GROUPS
 from runtime.controller_spec import CONTROLLER_SPEC
@@ -223,3 +223,14 @@ def test_teleport_and_charge_features_on_mewtwo() -> None:
     )
     assert 0 < bow["self_charge"] < 1
     assert NAMES.index("frame_delay") == FRAME_DELAY_COLUMN
+
+
+def test_an_action_libmelee_does_not_know_embeds_like_its_id() -> None:
+    # libmelee hands such an action over as a plain UnknownAnimation, not an Action member.
+    unknown = 386
+    assert unknown not in {action.value for action in Action}
+    mewtwo = _player(Character.MEWTWO, 0, 0)
+    mewtwo.action = UnknownAnimation(unknown)
+    vector = _both_ways(Stage.BATTLEFIELD, 0, mewtwo, _player(Character.FOX, 9, 0))
+    assert vector["self_action_state"] == unknown
+    assert vector["self_special"] == 0 and vector["self_charge"] == 0
