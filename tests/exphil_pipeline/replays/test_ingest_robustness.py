@@ -578,9 +578,9 @@ def test_two_cli_runs_of_one_batch(long_batch: Path, tmp_path: Path) -> None:
         summary = busy.summary()
         assert summary["success"] is False and summary["error"]
         json_error = summary["error"]
-    # Two CLIs started together on a fresh home: whichever way their runs interleave (the
-    # batch ingests in about two seconds, start-up takes longer), one lands the batch, the
-    # other lands it again or is told it is busy, and readers see it whole.
+    # Two CLIs started together on the batch: whichever way their runs interleave (it ingests
+    # in about two seconds, start-up takes longer), one lands it, the other lands it again or
+    # is told it is busy, and readers see it whole.
     clis = [Cli(args, env, tmp_path / "logs") for _ in range(2)]
     codes = sorted(cli.finish() for cli in clis)
     assert codes[0] == 0, [c.stderr[-2000:] for c in clis]
