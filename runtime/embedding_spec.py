@@ -302,19 +302,20 @@ def _action_frame(columns: SlotColumns, is_leader: bool) -> np.ndarray:
     return frames + ZERO_INDEXED_ACTIONS[character, action]
 
 
-def _special_group(columns: SlotColumns, _: bool) -> np.ndarray:
-    action = np.minimum(columns.action_state.astype(np.int64), SPECIAL_GROUP_TABLE.shape[1] - 1)
-    return SPECIAL_GROUP_TABLE[columns.character.astype(np.int64) & 0xFF, action]
-
-
+_LAST_MOVE_ACTION = SPECIAL_GROUP_TABLE.shape[1] - 1
+"""The last action both move tables hold; later actions read its row."""
+assert CHARGE_FRAMES.shape == SPECIAL_GROUP_TABLE.shape
 # The live path reads the tables as nested lists, and a character's id as ``_value_`` (the
 # enum's ``value`` is a property; an action stays ``value``, since libmelee gives actions it
 # does not know as a plain ``UnknownAnimation``): one frame's extractors then cost a fraction
 # of the numpy scalar indexing and property calls. The same numbers, so parity is untouched.
 _SPECIAL_GROUP_ROWS: list[list[int]] = SPECIAL_GROUP_TABLE.tolist()
 _CHARGE_ROWS: list[list[float]] = CHARGE_FRAMES.tolist()
-_LAST_MOVE_ACTION = SPECIAL_GROUP_TABLE.shape[1] - 1
-assert CHARGE_FRAMES.shape == SPECIAL_GROUP_TABLE.shape
+
+
+def _special_group(columns: SlotColumns, _: bool) -> np.ndarray:
+    action = np.minimum(columns.action_state.astype(np.int64), _LAST_MOVE_ACTION)
+    return SPECIAL_GROUP_TABLE[columns.character.astype(np.int64) & 0xFF, action]
 
 
 def _special_group_live(player: object) -> float:
@@ -323,7 +324,7 @@ def _special_group_live(player: object) -> float:
 
 
 def _charge(columns: SlotColumns, is_leader: bool) -> np.ndarray:
-    action = np.minimum(columns.action_state.astype(np.int64), CHARGE_FRAMES.shape[1] - 1)
+    action = np.minimum(columns.action_state.astype(np.int64), _LAST_MOVE_ACTION)
     full = CHARGE_FRAMES[columns.character.astype(np.int64) & 0xFF, action]
     frames = _action_frame(columns, is_leader)
     # The clip to [0, 1] in ``_finish`` caps a charge held past full.
