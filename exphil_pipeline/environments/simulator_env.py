@@ -36,15 +36,18 @@ MATCH_FRAMES = 8 * 60 * 60
 @dataclass(frozen=True)
 class SimulatorConfig:
     """games: N games in parallel. characters: libmelee ``Character`` names of port 1 and
-    port 2. stage: a legal stage's libmelee ``Stage`` name. stocks: per player.
-    max_frames: the timer, in frames from the first playable frame. observe: the ports
-    (0, 1) whose features are computed each frame; others stay zero (scripted players read
-    the engine's state instead, and embedding costs as much as the physics). replay_dir: when
-    set, every finished game is saved there as a ``.slp`` replay with the inputs actually sent
-    (``game-<seed>.slp``), ready to ingest as a batch."""
+    port 2. game_characters: per game, the pair that game plays instead of ``characters`` (one
+    pair per game, or empty): one engine steps games of different port orders at the cost of
+    one, e.g. both port halves of an arena run. stage: a legal stage's libmelee ``Stage``
+    name. stocks: per player. max_frames: the timer, in frames from the first playable frame.
+    observe: the ports (0, 1) whose features are computed each frame; others stay zero
+    (scripted players read the engine's state instead, and embedding costs as much as the
+    physics). replay_dir: when set, every finished game is saved there as a ``.slp`` replay
+    with the inputs actually sent (``game-<seed>.slp``), ready to ingest as a batch."""
 
     games: int = 64
     characters: tuple[str, str] = ("MEWTWO", "FOX")
+    game_characters: tuple[tuple[str, str], ...] = ()
     stage: str = "FINAL_DESTINATION"
     stocks: int = 4
     max_frames: int = MATCH_FRAMES
@@ -59,6 +62,15 @@ class SimulatorConfig:
             raise ValueError(f"stage {self.stage!r}: the simulator has {stages}")
         if self.stocks < 1 or self.max_frames < 1:
             raise ValueError("stocks and max_frames must be >= 1")
+        if self.game_characters and len(self.game_characters) != self.games:
+            raise ValueError(
+                f"game_characters holds {len(self.game_characters)} pairs for {self.games} "
+                "games: give one pair per game, or none to play `characters` in every game"
+            )
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """The characters of port 1 and port 2 in each game."""
+        return self.game_characters or (self.characters,) * self.games
 
 
 class SimulatorEnvironment:
@@ -70,7 +82,10 @@ class SimulatorEnvironment:
         self.config = config
         self.num_games = config.games
         self.tables = sim_tables()
-        self._slots = np.array([character_slot(Character[c]) for c in config.characters])
+        self._pairs = config.pairs()
+        self._slots = np.array(
+            [[character_slot(Character[c]) for c in pair] for pair in self._pairs]
+        )
         self._stage = [s.name for s in SIM_STAGES].index(config.stage)
         self.state: EngineState | None = None
         self.previous = np.zeros((0,), dtype=np.uint8)
@@ -82,14 +97,13 @@ class SimulatorEnvironment:
         """After a step: the last frame of the games that ended in it (``np.flatnonzero(done)``
         order), since their rows of ``state`` already hold the next games; None if none ended."""
 
-    def _fresh(self, count: int) -> EngineState:
-        slots = np.tile(self._slots, (count, 1))
-        return new_games(slots, np.full(count, self._stage), self.config.stocks)
+    def _fresh(self, games: np.ndarray) -> EngineState:
+        return new_games(self._slots[games], np.full(len(games), self._stage), self.config.stocks)
 
     def reset(self, seed: int) -> np.ndarray:
         self._rng = np.random.default_rng(seed)
         self._seeds = self._rng.integers(0, 2**31, self.num_games)
-        self.state = self._fresh(self.num_games)
+        self.state = self._fresh(np.arange(self.num_games))
         neutral = CONTROLLER_SPEC.neutral()
         self.previous = np.broadcast_to(neutral, (self.num_games, 2, len(neutral))).copy()
         self._records, self._first_record = [], np.zeros(self.num_games, dtype=np.int64)
@@ -147,10 +161,8 @@ class SimulatorEnvironment:
         records = self._records[self._first_record[game] :]
         ended = bool((self.state.stocks[game] == 0).any())
         method = GameEndMethod.GAME if ended else GameEndMethod.TIME
-        characters = (
-            EXTERNAL_IDS[self.config.characters[0]],
-            EXTERNAL_IDS[self.config.characters[1]],
-        )
+        first, second = self._pairs[game]
+        characters = (EXTERNAL_IDS[first], EXTERNAL_IDS[second])
         replay = assemble_game(
             game,
             records,
@@ -169,7 +181,7 @@ class SimulatorEnvironment:
             oldest = int(self._first_record.min())
             self._records = self._records[oldest:]
             self._first_record -= oldest
-        self.state.assign(games, self._fresh(len(games)))
+        self.state.assign(games, self._fresh(games))
         self._seeds[games] = self._rng.integers(0, 2**31, len(games))
         self.previous[games] = CONTROLLER_SPEC.neutral()
 

@@ -3,13 +3,13 @@ each decides.
 
 Games alternate ports: even-numbered games put player A on port 1, odd-numbered ones on port
 2, so neither player keeps a port's advantage; each player keeps its own character on either
-port. With one character for both, both port halves play in one
-:class:`SimulatorEnvironment` (each player told its port per game); otherwise each half has
-its own environment, characters in port order, run one after the other. In Dolphin
-(``ArenaConfig.env``) each half always has its own environment, since Melee's CPU is set per
-port (``cpu:LEVEL`` players). Up to ``parallel``
-games are in play at once. Every game slot plays a fixed share of the games and its later
-results are ignored, so stopping once ``games`` results are in does not favour short games.
+port. In the simulator both port halves play in one :class:`SimulatorEnvironment`, each game
+with its characters in its own port order and each player told its port per game. In Dolphin
+(``ArenaConfig.env``) each half has its own environment, run one after the other, since
+Dolphin's characters and Melee's CPU (``cpu:LEVEL`` players) are set per port for all its
+games. Up to ``parallel`` games are in play at once in each half. Every game slot plays a
+fixed share of the games and its later results are ignored, so stopping once ``games`` results
+are in does not favour short games.
 
 One process: the cost per frame of the engine and two scripted players hardly grows with the
 games in play (measured here: 1.0 ms of CPU per frame for 16 games, 1.3 ms for 256, 2.2 ms for
@@ -110,7 +110,7 @@ class ArenaConfig:
             raise ValueError(
                 f"characters {self.characters}: give two of the simulated characters {known}"
             )
-        self.environment(1, a_port=0)  # validates stage, stocks and max_frames
+        self.environment((0,))  # validates stage, stocks and max_frames
 
     def _check_dolphin(self) -> None:
         unknown = [c for c in self.characters if c not in melee.Character.__members__]
@@ -125,15 +125,18 @@ class ArenaConfig:
         if not 1 <= self.max_frames <= MATCH_FRAMES:
             raise ValueError(f"max_frames must be within [1, {MATCH_FRAMES}] (Melee's timer)")
 
-    def environment(
-        self, games: int, a_port: int, observe: tuple[int, ...] = ()
-    ) -> SimulatorConfig:
-        """The simulator config of games with player A on port ``a_port + 1``, embedding the
-        ``observe`` ports only."""
-        characters = self.characters if a_port == 0 else self.characters[::-1]
+    def port_order(self, a_port: int) -> tuple[str, str]:
+        """The characters of port 1 and port 2 in a game with player A on port ``a_port + 1``."""
+        first, second = self.characters if a_port == 0 else self.characters[::-1]
+        return first, second
+
+    def environment(self, a_ports: Sequence[int], observe: tuple[int, ...] = ()) -> SimulatorConfig:
+        """The simulator config of one game per entry of ``a_ports``, player A on port
+        ``a_ports[g] + 1`` in game ``g``, embedding the ``observe`` ports only."""
         return SimulatorConfig(
-            games=games,
-            characters=(characters[0], characters[1]),
+            games=len(a_ports),
+            characters=self.port_order(a_ports[0]),
+            game_characters=tuple(self.port_order(a_port) for a_port in a_ports),
             stage=self.stage,
             stocks=self.stocks,
             max_frames=self.max_frames,
@@ -235,11 +238,10 @@ def arena_names(player_a: Player, player_b: Player) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Table:
-    """The games of one environment: how many, player A's port in its first game (the
-    characters' order), Melee's CPU level on each port (0: none) and the ports embedded."""
+    """The games of one environment: player A's port in each game (the characters' order),
+    Melee's CPU level on each port of its first game (0: none) and the ports embedded."""
 
-    games: int
-    a_port: int
+    a_ports: tuple[int, ...]
     cpu_levels: tuple[int, int]
     observe: tuple[int, ...]
 
@@ -249,7 +251,7 @@ EnvironmentFactory = Callable[[ArenaConfig, Table], GameEnvironment]
 
 
 def simulator_tables(config: ArenaConfig, table: Table) -> GameEnvironment:
-    return SimulatorEnvironment(config.environment(table.games, table.a_port, table.observe))
+    return SimulatorEnvironment(config.environment(table.a_ports, table.observe))
 
 
 def dolphin_tables(
@@ -261,11 +263,11 @@ def dolphin_tables(
     from exphil_pipeline.environments.dolphin_env import DolphinEnvironment
 
     def build(config: ArenaConfig, table: Table) -> GameEnvironment:
-        first, second = config.characters if table.a_port == 0 else config.characters[::-1]
+        # A Dolphin table holds one side: player A has the same port in every game.
         dolphin = replace(
             base,
-            games=table.games,
-            characters=(first, second),
+            games=len(table.a_ports),
+            characters=config.port_order(table.a_ports[0]),
             stage=config.stage,
             max_frames=config.max_frames,
             cpu_levels=table.cpu_levels,
@@ -285,12 +287,11 @@ class _Side:
 
 
 def _tables(games: int, config: ArenaConfig) -> list[list[_Side]]:
-    """The environments to run and the sides each holds. With one character for both players
-    both sides share one environment (the engine's cost per frame hardly grows with the
-    number of games); otherwise, or in Dolphin, each side needs its own characters and CPU
-    levels in port order."""
+    """The environments to run and the sides each holds. In the simulator both sides share one
+    environment (the engine's cost per frame hardly grows with the number of games); in
+    Dolphin each side needs its own characters and CPU levels in port order."""
     counts = ((games + 1) // 2, games // 2)
-    if config.env == "simulator" and config.characters[0] == config.characters[1]:
+    if config.env == "simulator":
         share = (max(1, (config.parallel + 1) // 2), max(1, config.parallel // 2))
         sides = [_Side(port, counts[port], min(share[port], counts[port])) for port in (0, 1)]
         return [[side for side in sides if side.count]]
@@ -383,9 +384,11 @@ def _play_table(
         observe |= set(a_port.tolist())
     if player_b.reads_features:
         observe |= set((1 - a_port).tolist())
-    first = int(a_port[0])  # Dolphin tables hold one side: A's port is the same in every game
+    first = int(a_port[0])
     levels = (player_a.cpu_level, player_b.cpu_level)
-    table = Table(slots, first, levels if first == 0 else levels[::-1], tuple(sorted(observe)))
+    table = Table(
+        tuple(a_port.tolist()), levels if first == 0 else levels[::-1], tuple(sorted(observe))
+    )
     env = environments(config, table)
     env_seed, seed_a, seed_b = np.random.SeedSequence(seed).generate_state(3)
     features = env.reset(int(env_seed))

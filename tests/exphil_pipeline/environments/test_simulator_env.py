@@ -14,6 +14,7 @@ from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
 from exphil_pipeline.simulator.scripted_players import ScriptedPlayers
 from exphil_pipeline.storage.layout import DataLayout
+from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import embed_gamestate
 
 GAMES = 3
@@ -57,6 +58,31 @@ def test_a_seed_replays_the_same_games() -> None:
     for result in first:
         assert result.winner in (-1, 0, 1) and result.frames > 0
         assert result.stocks_lost[0] + result.stocks[0] == 2
+
+
+def test_games_of_one_environment_can_play_their_characters_in_different_port_orders() -> None:
+    pairs = (("MEWTWO", "FOX"), ("FOX", "MEWTWO"), ("GANONDORF", "LINK"))
+    mixed = SimulatorEnvironment(SimulatorConfig(games=3, game_characters=pairs, max_frames=400))
+    alone = [
+        SimulatorEnvironment(SimulatorConfig(games=1, characters=pair, max_frames=400))
+        for pair in pairs
+    ]
+    rng = np.random.default_rng(0)
+    features = mixed.reset(seed=1)
+    singles = [env.reset(seed=1) for env in alone]
+    ended = 0
+    for _ in range(500):  # past the timer: restarted games keep their own characters
+        for game, single in enumerate(singles):
+            np.testing.assert_array_equal(features[game], single[0])
+        shape = (3, 2, CONTROLLER_SPEC.num_heads)
+        actions = rng.integers(0, CONTROLLER_SPEC.head_classes, size=shape)
+        out = mixed.step(actions)
+        features = out.features
+        singles = [env.step(actions[game : game + 1]).features for game, env in enumerate(alone)]
+        ended += len(out.results)
+    assert ended == 3
+    with pytest.raises(ValueError, match="one pair per game"):
+        SimulatorConfig(games=2, game_characters=pairs)
 
 
 def test_played_games_are_replays_that_ingest_and_match_the_simulation(tmp_path: Path) -> None:

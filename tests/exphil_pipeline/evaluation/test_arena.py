@@ -154,7 +154,7 @@ def test_a_teacher_plays_by_experiment_name(tmp_path: Path) -> None:
     stats = report.players[0]
     assert stats.wins + stats.losses + stats.draws == 6
     assert stats.p99_decision_us > 0
-    env = SimulatorEnvironment(config.environment(games=2, a_port=0, observe=(0,)))
+    env = SimulatorEnvironment(config.environment((0, 0), observe=(0,)))
     features = env.reset(seed=0)[:, 0]
     teacher.start(np.zeros(2, dtype=np.int64), seed=0)
     for _ in range(3):
