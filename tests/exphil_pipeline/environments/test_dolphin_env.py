@@ -30,7 +30,9 @@ STOCK_GAME = "js-placementsTest_ffa_1p2p_winner_2p.slp"
 CPU_GAME = "js-consistencyTest_MewTwoVDK-SB-42.slp"
 """Mewtwo (port 1) against a CPU Donkey Kong (port 2), who ends the replay at 42.2%."""
 MENU_FRAMES = 3
-TIMEOUT_S = 0.3
+TIMEOUT_S = 1.0
+"""Long enough that a healthy console's frame (opening a replay takes ~15 ms) never times out
+on a loaded machine; a 0.3 s limit restarted healthy consoles under a parallel test run."""
 NEUTRAL = CONTROLLER_SPEC.neutral()
 
 
