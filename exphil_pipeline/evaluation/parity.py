@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from exphil_pipeline.replays.ingest import FileTask, content_game_id, ingest_file
+from exphil_pipeline.replays.game_ingest import FileTask, content_game_id, ingest_file
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.examples import GameFrames
 from exphil_pipeline.training.mirror import mirror_features, mirror_gamestate, mirror_targets

@@ -23,7 +23,8 @@ from exphil_pipeline.evaluation.closed_loop import (
     torch_frame_step,
 )
 from exphil_pipeline.replays.batches import ReplayBatch
-from exphil_pipeline.replays.ingest import IngestSettings, content_game_id, ingest_batch
+from exphil_pipeline.replays.game_ingest import content_game_id
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
 from exphil_pipeline.simulator.sample_replays import write_sample_replays
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint

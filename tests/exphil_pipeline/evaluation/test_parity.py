@@ -80,7 +80,7 @@ def test_parity_reports_the_first_differing_feature(sample_store, sample_replays
 
 
 def _game_ids(paths: list[Path]) -> set[str]:
-    from exphil_pipeline.replays.ingest import content_game_id
+    from exphil_pipeline.replays.game_ingest import content_game_id
 
     return {content_game_id(p.read_bytes()) for p in paths}
 

@@ -37,7 +37,8 @@ from exphil_pipeline.replays.batches import (
 )
 from exphil_pipeline.replays.claims import GameClaims
 from exphil_pipeline.replays.duckdb_catalog import build_catalog, connect_readonly
-from exphil_pipeline.replays.ingest import IngestSettings, content_game_id, ingest_batch
+from exphil_pipeline.replays.game_ingest import content_game_id
+from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
 from exphil_pipeline.storage import atomic as atomic_module
 from exphil_pipeline.storage.atomic import TEMP_MARKER, StorageError
 from exphil_pipeline.storage.layout import DataLayout, replay_root_from_env
@@ -372,6 +373,7 @@ SELF_KILL = """
 import os, signal, sys
 from pathlib import Path
 import pyarrow.parquet as pq
+import exphil_pipeline.replays.game_ingest as game_ingest
 import exphil_pipeline.replays.ingest as ingest
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.storage.atomic import temp_path_for
@@ -391,7 +393,8 @@ def write_then_maybe_die(table, path, **options):
         pq.write_table(table, temp_path_for(path))  # written, never renamed into place
         die()
     return write(table, path, **options)
-ingest.write_parquet_atomic = write_then_maybe_die
+# Games' Parquet files are written per file (game_ingest), the games table per batch (ingest).
+ingest.write_parquet_atomic = game_ingest.write_parquet_atomic = write_then_maybe_die
 if point == "after-lock":
     ingest._previous_game_ids = die
 if point == "after-publish":
@@ -455,16 +458,21 @@ def test_kill_at_each_step_of_a_rerun(sample_replays: list[Path], tmp_path: Path
 
 
 def _parser_workers() -> list[int]:
-    """Pids of this process's pool workers (spawned children; not the resource tracker)."""
-    me, found = os.getpid(), []
+    """Pids of this process's pool workers: the children of its fork server."""
+    parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == me and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
-                found.append(int(stat.parent.name))
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-    return found
+    servers = set()
+    for pid, parent in parents.items():
+        try:
+            if parent == os.getpid() and b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                servers.add(pid)
+        except OSError:
+            continue
+    return [pid for pid, parent in parents.items() if parent in servers]
 
 
 class Killer(threading.Thread):
