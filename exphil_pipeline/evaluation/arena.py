@@ -7,9 +7,9 @@ port. In the simulator both port halves play in one :class:`SimulatorEnvironment
 with its characters in its own port order and each player told its port per game. In Dolphin
 (``ArenaConfig.env``) each half has its own environment, run one after the other, since
 Dolphin's characters and Melee's CPU (``cpu:LEVEL`` players) are set per port for all its
-games. Up to ``parallel`` games are in play at once in each half. Every game slot plays a
-fixed share of the games and its later results are ignored, so stopping once ``games`` results
-are in does not favour short games.
+games. Up to ``parallel`` games are in play at once (in Dolphin, in each half). Every game
+slot plays a fixed share of the games and its later results are ignored, so stopping once
+``games`` results are in does not favour short games.
 
 One process: the cost per frame of the engine and two scripted players hardly grows with the
 games in play (measured here: 1.0 ms of CPU per frame for 16 games, 1.3 ms for 256, 2.2 ms for
@@ -84,8 +84,8 @@ class ArenaConfig:
     characters: player A's and player B's libmelee ``Character`` names; each keeps its own on
     either port. stage: a libmelee ``Stage`` name (in the simulator, a simulated stage).
     stocks: per player (Dolphin plays Melee's default, 4). max_frames: the timer, in frames
-    from the first playable frame (60 per second). parallel: most games in play at once in
-    each half (one numpy engine steps them together; in Dolphin, one Dolphin each). env:
+    from the first playable frame (60 per second). parallel: most games in play at once (one
+    numpy engine steps them together; in Dolphin, in each half, one Dolphin each). env:
     ``simulator`` or ``dolphin``, where the games run.
     """
 
