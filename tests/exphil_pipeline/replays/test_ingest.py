@@ -214,3 +214,14 @@ def test_generated_replays_land_with_the_values_written(tmp_path: Path) -> None:
         assert rows["action_state"].to_pylist() == [
             f.players[index].post.action_state for f in written.frames
         ]
+
+
+def test_the_worker_module_imports_no_dagster() -> None:
+    # Ingestion workers fork from a server that imports only this module: Dagster there would
+    # cost every batch's first workers more than a second of start-up again.
+    code = (
+        "import sys, exphil_pipeline.replays.game_ingest; "
+        "print(sorted(m for m in ('dagster', 'polars', 'torch') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout
