@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -152,18 +153,21 @@ class ControllerSpec:
 
     def encode_controller_state(self, state: object) -> np.ndarray:
         """Classes of a libmelee ``ControllerState`` (physical buttons, processed sticks)."""
-        bits = sum(
-            BUTTON_BITS[name] for name in self.buttons if state.button[_LIBMELEE_BUTTONS[name]]
-        )
-        row = self.encode_batch(
-            np.array([bits]),
-            np.array([state.main_stick[0]], dtype=np.float32),
-            np.array([state.main_stick[1]], dtype=np.float32),
-            np.array([state.c_stick[0]], dtype=np.float32),
-            np.array([state.c_stick[1]], dtype=np.float32),
-            np.array([state.l_shoulder], dtype=np.float32),
-        )
-        return row[0]
+        return self.encode_controller_states([state])[0]
+
+    def encode_controller_states(self, states: Sequence[object]) -> np.ndarray:
+        """Classes ``uint8[N, num_heads]`` of libmelee ``ControllerState``s, one row each.
+
+        One :meth:`encode_batch` for all of them: per state, its numpy set-up costs more than
+        the encoding itself (a replay's worth of frames one at a time took seconds).
+        """
+        buttons = [(_LIBMELEE_BUTTONS[name], BUTTON_BITS[name]) for name in self.buttons]
+        bits = [sum(bit for key, bit in buttons if state.button[key]) for state in states]
+        analog = np.array(
+            [(*state.main_stick, *state.c_stick, state.l_shoulder) for state in states],
+            dtype=np.float32,
+        ).reshape(-1, 5)
+        return self.encode_batch(np.array(bits, dtype=np.uint32), *analog.T)
 
     def neutral(self) -> np.ndarray:
         """Classes of an untouched controller: no buttons, sticks centred, no trigger."""

@@ -114,20 +114,27 @@ def _runtime_rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     rows = np.zeros((len(frames), EMBEDDING_SPEC.dim), dtype=np.float32)
     present = np.zeros(len(frames), dtype=np.bool_)
-    neutral = CONTROLLER_SPEC.neutral()
-    for i, frame in enumerate(frames.tolist()):
-        state = states.get(frame)
-        if state is None or port not in state.players:
-            continue
-        before = states.get(frame - 1)
-        previous = (
-            CONTROLLER_SPEC.encode_controller_state(before.players[port].controller_state)
-            if before is not None and port in before.players
-            else neutral
-        )
+    shown = [
+        (i, states[frame], states.get(frame - 1))
+        for i, frame in enumerate(frames.tolist())
+        if frame in states and port in states[frame].players
+    ]
+    # The previous input is what the port's controller held the frame before, or neutral.
+    held = np.array(
+        [before is not None and port in before.players for _, _, before in shown], dtype=np.bool_
+    )
+    previous = np.tile(CONTROLLER_SPEC.neutral(), (len(shown), 1))
+    previous[held] = CONTROLLER_SPEC.encode_controller_states(
+        [
+            before.players[port].controller_state
+            for (_, _, before), h in zip(shown, held, strict=True)
+            if h
+        ]
+    )
+    for (i, state, _), last_input in zip(shown, previous, strict=True):
         if mirror:
-            state, previous = mirror_gamestate(state), mirror_targets(previous)
-        rows[i] = embed_gamestate(state, port, opponent, previous)
+            state, last_input = mirror_gamestate(state), mirror_targets(last_input)
+        rows[i] = embed_gamestate(state, port, opponent, last_input)
         present[i] = True
     return rows, present
 
