@@ -51,13 +51,48 @@ def reset_lanes(state: tuple, reset: torch.Tensor, dims: list[int]) -> tuple:
     return tuple(out)
 
 
+@dataclass
+class LaneTensors:
+    """One step's tensors for the lanes that read frames in it, on the caller's device.
+
+    A lane whose episodes are done while others still run (the end of an epoch, or fewer
+    episodes than lanes) would cost a full lane of compute on zeros; it is left out.
+    ``lanes`` are the positions of the rows among the caller's lanes, ``chunk`` their part of
+    the step.
+    """
+
+    chunk: LaneChunk
+    lanes: torch.Tensor
+    features: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+    reset: torch.Tensor
+
+    def state_of(self, state: tuple, dims: list[int]) -> tuple:
+        """The rows of a full-width ``state`` that belong to these lanes."""
+        return tuple(t.index_select(d, self.lanes) for t, d in zip(state, dims, strict=True))
+
+    def merge_state(self, state: tuple, part: tuple, dims: list[int]) -> tuple:
+        """``state`` with these lanes' rows replaced by ``part``."""
+        return tuple(
+            t.index_copy(d, self.lanes, p) for t, p, d in zip(state, part, dims, strict=True)
+        )
+
+
 def lane_tensors(
     step: LaneChunk, reader: ChunkReader, lanes: slice, chunk: int, device: str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Features, targets, mask and reset flags of ``lanes`` for one step, on ``device``."""
+) -> LaneTensors:
+    """The tensors of ``lanes`` that read frames in ``step`` (at least one lane, so that
+    every rank of a distributed run has a batch to run)."""
     mine = LaneChunk(step.episode[lanes], step.offset[lanes], step.length[lanes], step.reset[lanes])
+    busy = np.flatnonzero(mine.episode >= 0)
+    if len(busy) == 0:
+        busy = np.zeros(1, dtype=np.int64)
+    mine = LaneChunk(mine.episode[busy], mine.offset[busy], mine.length[busy], mine.reset[busy])
     features, targets, mask = reader.read(mine, chunk)
-    return (
+    return LaneTensors(
+        mine,
+        torch.from_numpy(busy).to(device),
         torch.from_numpy(features).to(device),
         torch.from_numpy(targets).to(device),
         torch.from_numpy(mask).to(device),
@@ -104,13 +139,18 @@ def run_episodes(
     policy.eval()
     # No gradients here, so chunks can be long: the state is carried either way.
     for step in epoch_chunks(lengths, lanes, EVAL_CHUNK, order):
-        features, targets, mask, reset = lane_tensors(
-            step, reader, slice(0, lanes), EVAL_CHUNK, device
-        )
-        state = reset_lanes(state, reset, dims)
+        batch = lane_tensors(step, reader, slice(0, lanes), EVAL_CHUNK, device)
+        part = reset_lanes(batch.state_of(state, dims), batch.reset, dims)
         with autocast_to():
-            logits, state = policy(features, targets, state)
-        yield EpisodeOutput(step, [head.float() for head in logits], targets, mask, features)
+            logits, part = policy(batch.features, batch.targets, part)
+        state = batch.merge_state(state, part, dims)
+        yield EpisodeOutput(
+            batch.chunk,
+            [head.float() for head in logits],
+            batch.targets,
+            batch.mask,
+            batch.features,
+        )
     policy.train(was_training)
 
 

@@ -247,12 +247,11 @@ class TeacherTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         losses, frames = [], 0
         for index, chunk in enumerate(chunks):
-            features, targets, mask, reset = lane_tensors(
-                chunk, self.reader, self.lanes, config.bptt, config.device
-            )
-            self.state = reset_lanes(self.state, reset, self.dims)
+            batch = lane_tensors(chunk, self.reader, self.lanes, config.bptt, config.device)
+            features, targets, mask = batch.features, batch.targets, batch.mask
+            state = reset_lanes(batch.state_of(self.state, self.dims), batch.reset, self.dims)
             if config.mirror_probability:
-                episodes = chunk.episode[self.lanes]
+                episodes = batch.chunk.episode
                 flags = (episodes >= 0) & self.mirrored[np.maximum(episodes, 0)]
                 mirror_lanes(features, targets, torch.from_numpy(flags).to(config.device))
             features = shuffle_previous_input(features, config.previous_input_noise, mask)
@@ -261,10 +260,11 @@ class TeacherTrainer:
             syncing = nullcontext() if last or self.ranks.world == 1 else self.model.no_sync()
             with syncing:
                 with autocast(config.device, config.bf16):
-                    logits, self.state = self.model(features, targets, self.state)
+                    logits, state = self.model(features, targets, state)
                     loss = masked_loss(logits, targets, mask, self.loss_options)
                 (loss / len(chunks)).backward()
-            self.state = tuple(t.detach() for t in self.state)
+            state = tuple(t.detach() for t in state)
+            self.state = batch.merge_state(self.state, state, self.dims)
             losses.append(loss.item())
             frames += int(mask.sum()) * self.ranks.world
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)

@@ -100,7 +100,8 @@ def test_teacher_and_int8_student_imitate_the_scripted_player(
             periodic_frequencies=8,
             previous_input_noise=1.0,
             epochs=6,
-            batch_size=128,
+            batch_size=256,
+            learning_rate=3e-3,
         ),
     )
     fp32 = tmp_path / "known.onnx"
