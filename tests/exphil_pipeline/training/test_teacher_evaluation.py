@@ -15,8 +15,10 @@ from exphil_pipeline.evaluation.action_metrics import (
 )
 from exphil_pipeline.evaluation.measurements import teacher_forced_nll
 from exphil_pipeline.training.episodes import ChunkReader
-from exphil_pipeline.training.teacher_evaluation import evaluate
+from exphil_pipeline.training.teacher_config import TeacherConfig
+from exphil_pipeline.training.teacher_evaluation import evaluate, run_episodes
 from models import Policy
+from runtime.controller_spec import CONTROLLER_SPEC
 from tests.exphil_pipeline.training.teacher_fixtures import build_set
 
 
@@ -60,3 +62,41 @@ def test_lanes_count_every_frame_once_under_its_matchup(sample_store) -> None:
             got = result["per_matchup"][character][opponent]
             assert got["frames"] == figures["frames"] > 0
             assert got["button_change_f1"] == pytest.approx(figures["button_change_f1"])
+
+
+def test_lanes_left_idle_at_the_end_change_no_output(sample_store) -> None:
+    # More episodes than lanes, so the last steps run with lanes whose episodes are done
+    # (left out of the batch) while a recurrent state is carried in the others.
+    dataset = build_set(
+        sample_store.home, "idle-lanes", characters=["MEWTWO", "FOX"], heldout_fraction=0.0
+    )
+    reader = ChunkReader(dataset, "train")
+    episodes = reader.episodes
+    assert len(episodes) % 4 != 0 and len(set(episodes.shard)) == 1
+    torch.manual_seed(0)
+    config = TeacherConfig(backbone="gru", hidden_dim=16, num_layers=1, bf16=False)
+    policy = Policy.from_config(config.policy_config(dataset.manifest))
+
+    def logits_by_frame(lanes: int) -> np.ndarray:
+        out = np.zeros((episodes.frames, sum(CONTROLLER_SPEC.head_classes)), np.float32)
+        first = np.cumsum(episodes.length) - episodes.length
+        for step in run_episodes(policy, reader, lanes, "cpu"):
+            merged = torch.cat(step.logits, dim=-1).numpy()
+            assert len(step.step.episode) == int(np.sum(step.step.episode >= 0))
+            for lane, episode in enumerate(step.step.episode):
+                row = first[episode] + step.step.offset[lane]
+                out[row : row + step.step.length[lane]] = merged[lane, : step.step.length[lane]]
+        return out
+
+    # Each episode in one call from the initial state: what play computes, frame after frame.
+    features, targets = (np.array(a) for a in next(dataset.shards("train")))
+    expected = []
+    with torch.no_grad():
+        for start, length in zip(episodes.start, episodes.length, strict=True):
+            logits, _ = policy(
+                torch.from_numpy(features[None, start : start + length]),
+                torch.from_numpy(targets[None, start : start + length]),
+                policy.initial_state(1, "cpu"),
+            )
+            expected.append(torch.cat(logits, dim=-1)[0].numpy())
+    np.testing.assert_allclose(logits_by_frame(4), np.concatenate(expected), rtol=1e-4, atol=1e-5)
