@@ -16,7 +16,12 @@ from exphil_pipeline.environments.base import GameResult, StepOutput, winner_of
 from exphil_pipeline.environments.observations import embed_state, gamestate
 from exphil_pipeline.simulator import engine
 from exphil_pipeline.simulator.engine_state import EngineState, new_games
-from exphil_pipeline.simulator.game_assembly import EXTERNAL_IDS, FrameRecord, assemble_game
+from exphil_pipeline.simulator.game_assembly import (
+    EXTERNAL_IDS,
+    FrameRecord,
+    RecordColumns,
+    assemble_game,
+)
 from exphil_pipeline.simulator.melee_data import (
     SIM_STAGES,
     character_slot,
@@ -165,7 +170,7 @@ class SimulatorEnvironment:
         characters = (EXTERNAL_IDS[first], EXTERNAL_IDS[second])
         replay = assemble_game(
             game,
-            records,
+            RecordColumns.of(records),
             (len(records), method),
             characters,
             external_stage_id(SIM_STAGES[self._stage]),

@@ -5,10 +5,11 @@ port 1, a weaker level drawn per game on port 2) against each other in the simul
 (:mod:`.engine`), all games of a call at once, and records every frame the way Slippi does: a
 pre-frame update with the state before the frame and the controller inputs as the game reports
 them (processed and raw sticks, trigger, physical and processed button bits), and a post-frame
-update with the state after it, flags and hurtbox included. Every id written (action states,
-characters, attacks, stages) is a real Melee value, so the result reads like a real replay. A
-game ends when a player runs out of stocks (GAME), when the timer runs out (TIME) or, when the
-requested frames run out first, as a no contest.
+update with the state after it, flags and hurtbox included. Inputs are written as sent: A, B
+and Z as themselves, a jump as X, a shield as R, the analog shoulder as the trigger. Every id
+written (action states, characters, attacks, stages) is a real Melee value, so the result
+reads like a real replay. A game ends when a player runs out of stocks (GAME), when the timer
+runs out (TIME) or, when the requested frames run out first, as a no contest.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ _FULL_TILT = 80  # raw stick value of a full tilt; processed = raw / 80
 
 _BUTTON_X = 0x0400
 _BUTTON_A = 0x0100
+_BUTTON_B = 0x0200
+_BUTTON_Z = 0x0010
 _BUTTON_R = 0x0020
 _JOYSTICK_BITS = (0x00010000, 0x00020000, 0x00040000, 0x00080000)  # up, down, left, right
 _CSTICK_BITS = (0x00100000, 0x00200000, 0x00400000, 0x00800000)
@@ -118,6 +121,79 @@ class FrameRecord:
     post: EngineState
 
 
+_PRE_FIELDS = ("action", "x", "y", "facing", "percent")
+_PAD_FIELDS = (
+    "stick_x",
+    "stick_y",
+    "cstick_x",
+    "cstick_y",
+    "a",
+    "b",
+    "jump",
+    "z",
+    "shield",
+    "shoulder",
+)
+_POST_FIELDS = (
+    "character",
+    "action",
+    "x",
+    "y",
+    "facing",
+    "percent",
+    "shield",
+    "last_attack_landed",
+    "combo",
+    "last_hit_by",
+    "stocks",
+    "age",
+    "hitstun",
+    "hitlag",
+    "invulnerable",
+    "airborne",
+    "ground",
+    "jumps",
+    "l_cancel",
+    "vx",
+    "vy",
+    "kb_x",
+    "kb_y",
+)
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """The fields a replay needs of every recorded frame, stacked once for all games:
+    ``[frame, game, port]`` arrays by field name, and the frame ids ``[frame, game]``.
+    Reading them as numpy scalars one frame at a time cost more than the rest of assembling
+    replays."""
+
+    pre: dict[str, np.ndarray]
+    pads: dict[str, np.ndarray]
+    post: dict[str, np.ndarray]
+    frame: np.ndarray
+
+    @classmethod
+    def of(cls, recordings: list[FrameRecord]) -> RecordColumns:
+        def stack(records: list, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+            return {name: np.stack([getattr(r, name) for r in records]) for name in names}
+
+        return cls(
+            stack([r.pre for r in recordings], _PRE_FIELDS),
+            stack([r.inputs for r in recordings], _PAD_FIELDS),
+            stack([r.post for r in recordings], _POST_FIELDS),
+            np.stack([r.post.frame for r in recordings]),
+        )
+
+    def player(self, game: int, port: int, count: int) -> tuple[dict[str, list], ...]:
+        """Pre-frame state, inputs and post-frame state of one player over the first
+        ``count`` frames, as flat Python lists by field name."""
+        return tuple(
+            {name: column[:count, game, port].tolist() for name, column in part.items()}
+            for part in (self.pre, self.pads, self.post)
+        )
+
+
 def generate_games(
     seeds: list[int],
     frames: int,
@@ -141,8 +217,9 @@ def generate_games(
     players = ScriptedPlayers(levels, seed=rngs[0].getrandbits(32) if rngs else 0)
     random_seeds = [r.getrandbits(32) for r in rngs]
     recordings, ends = _play(state, players, frames)
+    columns = RecordColumns.of(recordings)
     return [
-        assemble_game(index, recordings, ends[index], characters, stage, random_seeds[index])
+        assemble_game(index, columns, ends[index], characters, stage, random_seeds[index])
         for index in range(n)
     ]
 
@@ -182,13 +259,14 @@ def _play(
 
 def assemble_game(
     index: int,
-    recordings: list[FrameRecord],
+    columns: RecordColumns,
     end: tuple[int, GameEndMethod],
     characters: tuple[int, int],
     stage: int,
     random_seed: int,
 ) -> Game:
-    """Game ``index`` of ``recordings`` (its first ``end[0]`` frames) as replay records."""
+    """Game ``index`` of the recorded ``columns`` (its first ``end[0]`` frames) as replay
+    records."""
     count, method = end
     start = GameStart(
         stage=stage,
@@ -196,23 +274,27 @@ def assemble_game(
         random_seed=random_seed,
         timer=TIMER_SECONDS,
     )
+    players = [columns.player(index, port, count) for port in range(2)]
+    frame_ids = columns.frame[:count, index].tolist()
     seed = random_seed
     game_frames = []
-    for recording in recordings[:count]:
+    for t in range(count):
         seed = _next_seed(seed)
-        players = tuple(
-            PlayerFrame(
-                _pre_frame(recording.pre, recording.inputs, index, port),
-                _post_frame(recording.post, index, port),
+        game_frames.append(
+            Frame(
+                frame_ids[t],
+                seed,
+                tuple(
+                    PlayerFrame(_pre_frame(pre, pad, t), _post_frame(post, t))
+                    for pre, pad, post in players
+                ),
             )
-            for port in range(2)
         )
-        game_frames.append(Frame(int(recording.post.frame[index]), seed, players))
-    final = recordings[count - 1].post
+    final = [post for _, _, post in players]
     return Game(
         start=start,
         frames=tuple(game_frames),
-        end=GameEnd(method, placements=_placements(final, index)),
+        end=GameEnd(method, placements=_placements(final, count - 1)),
         start_at=_SAMPLE_START_AT,
         console_nick=_CONSOLE_NICK,
     )
@@ -223,8 +305,8 @@ def _next_seed(seed: int) -> int:
     return (seed * 214013 + 2531011) & 0xFFFF_FFFF
 
 
-def _placements(state: EngineState, game: int) -> tuple[int, int, int, int]:
-    ranked = sorted(range(2), key=lambda p: (-state.stocks[game, p], state.percent[game, p], p))
+def _placements(posts: list[dict[str, list]], t: int) -> tuple[int, int, int, int]:
+    ranked = sorted(range(2), key=lambda p: (-posts[p]["stocks"][t], posts[p]["percent"][t], p))
     placements = [-1, -1, -1, -1]
     for place, port in enumerate(ranked):
         placements[port] = place
@@ -241,15 +323,17 @@ def _direction_bits(x: float, y: float, bits: tuple[int, int, int, int]) -> int:
     )
 
 
-def _pre_frame(state: EngineState, pad: PadInputs, game: int, port: int) -> PreFrame:
-    at = (game, port)
-    stick_x, stick_y = float(pad.stick_x[at]), float(pad.stick_y[at])
-    cstick_x, cstick_y = float(pad.cstick_x[at]), float(pad.cstick_y[at])
-    trigger = 1.0 if pad.shield[at] else 0.0
+def _pre_frame(state: dict[str, list], pad: dict[str, list], t: int) -> PreFrame:
+    stick_x, stick_y = pad["stick_x"][t], pad["stick_y"][t]
+    cstick_x, cstick_y = pad["cstick_x"][t], pad["cstick_y"][t]
+    # The analog shoulder as sent; a shield (L, R or the shoulder past its threshold) as R.
+    shield, trigger = pad["shield"][t], pad["shoulder"][t]
     physical = (
-        (_BUTTON_A if pad.a[at] else 0)
-        | (_BUTTON_X if pad.jump[at] else 0)
-        | (_BUTTON_R if pad.shield[at] else 0)
+        (_BUTTON_A if pad["a"][t] else 0)
+        | (_BUTTON_B if pad["b"][t] else 0)
+        | (_BUTTON_X if pad["jump"][t] else 0)
+        | (_BUTTON_Z if pad["z"][t] else 0)
+        | (_BUTTON_R if shield else 0)
     )
     processed = (
         physical
@@ -258,10 +342,10 @@ def _pre_frame(state: EngineState, pad: PadInputs, game: int, port: int) -> PreF
         | (_ANY_TRIGGER if trigger else 0)
     )
     return PreFrame(
-        action_state=int(state.action[at]),
-        x=float(state.x[at]),
-        y=float(state.y[at]),
-        facing=float(state.facing[at]),
+        action_state=state["action"][t],
+        x=state["x"][t],
+        y=state["y"][t],
+        facing=state["facing"][t],
         joystick_x=stick_x,
         joystick_y=stick_y,
         cstick_x=cstick_x,
@@ -272,48 +356,47 @@ def _pre_frame(state: EngineState, pad: PadInputs, game: int, port: int) -> PreF
         physical_l=0.0,
         physical_r=trigger,
         raw_analog_x=round(stick_x * _FULL_TILT),
-        percent=float(state.percent[at]),
+        percent=state["percent"][t],
         raw_analog_y=round(stick_y * _FULL_TILT),
     )
 
 
-def _post_frame(state: EngineState, game: int, port: int) -> PostFrame:
-    at = (game, port)
-    action = int(state.action[at])
+def _post_frame(state: dict[str, list], t: int) -> PostFrame:
+    action = state["action"][t]
     flags = (
         0,
-        0x20 if state.hitlag[at] else 0,
+        0x20 if state["hitlag"][t] else 0,
         0x80 if action in _SHIELDING else 0,
-        0x02 if state.hitstun[at] else 0,
+        0x02 if state["hitstun"][t] else 0,
         0x40 if action in _DEAD else 0,
     )
-    protected = bool(state.invulnerable[at]) or bool(UNTOUCHABLE[action])
-    airborne = bool(state.airborne[at])
-    vx = float(state.vx[at])
+    protected = bool(state["invulnerable"][t]) or bool(UNTOUCHABLE[action])
+    airborne = bool(state["airborne"][t])
+    vx = state["vx"][t]
     return PostFrame(
-        character=SIM_CHARACTERS[int(state.character[at])].value,
+        character=SIM_CHARACTERS[state["character"][t]].value,
         action_state=action,
-        x=float(state.x[at]),
-        y=float(state.y[at]),
-        facing=float(state.facing[at]),
-        percent=float(state.percent[at]),
-        shield=float(state.shield[at]),
-        last_attack_landed=int(state.last_attack_landed[at]),
-        combo_count=int(state.combo[at]),
-        last_hit_by=int(state.last_hit_by[at]),
-        stocks=int(state.stocks[at]),
-        action_frame=float(state.age[at]),
+        x=state["x"][t],
+        y=state["y"][t],
+        facing=state["facing"][t],
+        percent=state["percent"][t],
+        shield=state["shield"][t],
+        last_attack_landed=state["last_attack_landed"][t],
+        combo_count=state["combo"][t],
+        last_hit_by=state["last_hit_by"][t],
+        stocks=state["stocks"][t],
+        action_frame=float(state["age"][t]),
         state_flags=flags,
-        misc_as=float(state.hitstun[at]),
+        misc_as=float(state["hitstun"][t]),
         airborne=airborne,
-        last_ground_id=int(state.ground[at]),
-        jumps_remaining=int(state.jumps[at]),
-        l_cancel=LCancel(int(state.l_cancel[at])),
+        last_ground_id=state["ground"][t],
+        jumps_remaining=state["jumps"][t],
+        l_cancel=LCancel(state["l_cancel"][t]),
         hurtbox=Hurtbox.INVULNERABLE if protected else Hurtbox.VULNERABLE,
         self_air_x_speed=vx if airborne else 0.0,
-        self_y_speed=float(state.vy[at]),
-        attack_x_speed=float(state.kb_x[at]),
-        attack_y_speed=float(state.kb_y[at]),
+        self_y_speed=state["vy"][t],
+        attack_x_speed=state["kb_x"][t],
+        attack_y_speed=state["kb_y"][t],
         self_ground_x_speed=0.0 if airborne else vx,
-        hitlag=float(state.hitlag[at]),
+        hitlag=float(state["hitlag"][t]),
     )

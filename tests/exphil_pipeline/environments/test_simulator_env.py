@@ -12,8 +12,10 @@ import pytest
 from exphil_pipeline.environments.simulator_env import SimulatorConfig, SimulatorEnvironment
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
+from exphil_pipeline.simulator.pad_inputs import PadInputs
 from exphil_pipeline.simulator.scripted_players import ScriptedPlayers
 from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.examples import GameFrames
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import embed_gamestate
 
@@ -113,3 +115,34 @@ def test_played_games_are_replays_that_ingest_and_match_the_simulation(tmp_path:
         simulated = np.array(positions[seed])[:, 0]
         assert len(simulated) == len(recorded) - 1
         np.testing.assert_array_equal(recorded[:-1], simulated)
+
+
+def test_played_games_record_the_inputs_sent(tmp_path: Path) -> None:
+    folder = tmp_path / "played"
+    env = SimulatorEnvironment(
+        SimulatorConfig(games=2, stocks=1, max_frames=300, replay_dir=str(folder))
+    )
+    rng = np.random.default_rng(4)
+    env.reset(seed=2)
+    sent: dict[int, dict[int, np.ndarray]] = {}
+    for _ in range(450):  # the timer counts from the first playable frame
+        actions = rng.integers(0, CONTROLLER_SPEC.head_classes, (2, 2, CONTROLLER_SPEC.num_heads))
+        seeds = env._seeds.copy()
+        env.step(actions)
+        # What the game reads: X and Y are one jump, L, R and a deep shoulder one shield.
+        reads = PadInputs.from_classes(actions).to_classes()
+        for game in np.flatnonzero(env._seeds == seeds):  # not restarted: the frame is its
+            sent.setdefault(int(seeds[game]), {})[int(env.state.frame[game])] = reads[game]
+    layout = DataLayout(tmp_path / "home")
+    batch = ingest_batch(ReplayBatch("played", folder), layout, IngestSettings(workers=1))
+    assert len(batch.games) == 2
+    for record in batch.games:
+        game = GameFrames.read(layout.game_file("frames", "played", record.game_id), None, 0)
+        frames = sent[int(Path(record.source_path).stem.removeprefix("game-"))]
+        for port in (1, 2):
+            recorded = game.controller_classes(port)
+            ids = game.slot_table(port).column("frame").to_numpy()
+            rows = [i for i, frame in enumerate(ids) if frame in frames]
+            assert len(rows) >= 250
+            expected = np.stack([frames[ids[i]][port - 1] for i in rows])
+            np.testing.assert_array_equal(recorded[rows], expected)
