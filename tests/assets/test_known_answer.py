@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from exphil_pipeline.artifacts.onnx_export import export_policy, manifest_for
 from exphil_pipeline.artifacts.quantization import METHODS, quantize_candidates
@@ -38,20 +37,8 @@ from runtime.onnx_policy import OnnxPolicy
 HELDOUT = 0.25
 
 
-@pytest.fixture
-def both_cores():
-    """Torch on both cores for this test, the longest, though each test worker gets one
-    thread (tests/conftest.py): it tends to be the last one running."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.timeout(1800)
-def test_teacher_and_int8_student_imitate_the_scripted_player(
-    tmp_path: Path, both_cores: None
-) -> None:
+def test_teacher_and_int8_student_imitate_the_scripted_player(tmp_path: Path) -> None:
     layout = DataLayout(tmp_path)
     replays = write_sample_replays(tmp_path / "replays", games=24, frames=3600, seed=0)
     ingest_batch(ReplayBatch("known", replays[0].parent), layout, IngestSettings(workers=1))
