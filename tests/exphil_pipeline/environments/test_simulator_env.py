@@ -131,7 +131,8 @@ def test_played_games_record_the_inputs_sent(tmp_path: Path) -> None:
         env.step(actions)
         # What the game reads: X and Y are one jump, L, R and a deep shoulder one shield.
         reads = PadInputs.from_classes(actions).to_classes()
-        for game in np.flatnonzero(env._seeds == seeds):  # not restarted: the frame is its
+        # A game that restarted in this step has already moved on to its next game's frame.
+        for game in np.flatnonzero(env._seeds == seeds):
             sent.setdefault(int(seeds[game]), {})[int(env.state.frame[game])] = reads[game]
     layout = DataLayout(tmp_path / "home")
     batch = ingest_batch(ReplayBatch("played", folder), layout, IngestSettings(workers=1))
