@@ -305,12 +305,21 @@ def _action_frame(columns: SlotColumns, is_leader: bool) -> np.ndarray:
 _LAST_MOVE_ACTION = SPECIAL_GROUP_TABLE.shape[1] - 1
 """The last action both move tables hold; later actions read its row."""
 assert CHARGE_FRAMES.shape == SPECIAL_GROUP_TABLE.shape
-# The live path reads the tables as nested lists, and a character's id as ``_value_`` (the
-# enum's ``value`` is a property; an action stays ``value``, since libmelee gives actions it
-# does not know as a plain ``UnknownAnimation``): one frame's extractors then cost a fraction
-# of the numpy scalar indexing and property calls. The same numbers, so parity is untouched.
+# The live path reads the tables as nested lists, and enum ids as ``_value_`` (a plain
+# attribute; ``value`` is a property): one frame's extractors then cost a fraction of the
+# numpy scalar indexing and property calls. The same numbers, so parity is untouched.
 _SPECIAL_GROUP_ROWS: list[list[int]] = SPECIAL_GROUP_TABLE.tolist()
 _CHARGE_ROWS: list[list[float]] = CHARGE_FRAMES.tolist()
+
+
+def _action_id(player: object) -> int:
+    """The id of ``player.action``: an ``Action`` member's, or that of libmelee's
+    ``UnknownAnimation``, which it reports for ids it does not name (``value`` only)."""
+    action = player.action
+    try:
+        return action._value_
+    except AttributeError:
+        return action.value
 
 
 def _special_group(columns: SlotColumns, _: bool) -> np.ndarray:
@@ -319,7 +328,7 @@ def _special_group(columns: SlotColumns, _: bool) -> np.ndarray:
 
 
 def _special_group_live(player: object) -> float:
-    action = min(player.action.value, _LAST_MOVE_ACTION)
+    action = min(_action_id(player), _LAST_MOVE_ACTION)
     return float(_SPECIAL_GROUP_ROWS[player.character._value_ & 0xFF][action])
 
 
@@ -332,7 +341,7 @@ def _charge(columns: SlotColumns, is_leader: bool) -> np.ndarray:
 
 
 def _charge_live(player: object) -> float:
-    action = min(player.action.value, _LAST_MOVE_ACTION)
+    action = min(_action_id(player), _LAST_MOVE_ACTION)
     full = float(_CHARGE_ROWS[player.character._value_ & 0xFF][action])
     # One float64 division of float32 values rounds to the float32 quotient: same bits.
     return player.action_frame / full if full > 0 else 0.0
@@ -390,7 +399,7 @@ PLAYER_FEATURES: tuple[PlayerFeature, ...] = (
         "action_state",
         ACTION_STATE_LIMIT + 1,
         lambda c, _: c.action_state,
-        lambda p: p.action.value,
+        _action_id,
     ),
     _categorical(
         "character", CHARACTER_LIMIT + 1, lambda c, _: c.character, lambda p: p.character._value_
@@ -814,9 +823,13 @@ def embed_gamestate(
     if opponent is None:
         values.extend((0.0, 0.0))
     else:
-        for axis in ("x", "y"):
-            mine = np.float32(getattr(target.position, axis))
-            values.append(float(np.float32(getattr(opponent.position, axis)) - mine))
+        # libmelee's positions are float32 values held in Python floats. Their difference in
+        # float64, rounded to float32 when packed below, is the float32 difference the batch
+        # path computes: rounding twice is harmless when the wider format has at least
+        # 2 x 24 + 2 bits of precision (float64 has 53), and numpy scalars cost 10x the time.
+        target_position, opponent_position = target.position, opponent.position
+        values.append(opponent_position.x - target_position.x)
+        values.append(opponent_position.y - target_position.y)
     geometry = STAGE_GEOMETRY[stage]
     for player in (target, opponent):
         if geometry is None or player is None:
