@@ -115,9 +115,17 @@ def policy_onnx(
             "manifest": MetadataValue.json(json.loads(read_manifest(path).to_json())),
         },
     )
+    passed = difference <= MAX_LOGIT_DIFFERENCE
+    description = f"largest logit difference {difference:.2e} (gate {MAX_LOGIT_DIFFERENCE})"
+    if not passed:
+        description += (
+            "; the exported graph does not compute what the student checkpoint does: a bug "
+            "in the export, not in the data (report it with student.pt)"
+        )
     yield AssetCheckResult(
         check_name="onnx_matches_pytorch",
-        passed=difference <= MAX_LOGIT_DIFFERENCE,
+        passed=passed,
+        description=description,
         metadata={"max_logit_diff": difference, "frames": len(frames.features)},
     )
 
@@ -175,9 +183,21 @@ def policy_int8(
             "p99_us": report[best]["p99_us"],
         },
     )
+    passed = agreement >= MIN_INT8_AGREEMENT
+    description = (
+        f"same action as FP32 on {agreement:.4f} of held-out frames with {best} "
+        f"(gate {MIN_INT8_AGREEMENT})"
+    )
+    if not passed:
+        description += (
+            "; no INT8 candidate holds it (the candidates table compares them): play "
+            "policy_fp32.onnx, which passed its own check, or distill a student that quantizes "
+            "better (more student epochs, wider layers) and export again"
+        )
     yield AssetCheckResult(
         check_name="int8_agrees_with_fp32",
-        passed=agreement >= MIN_INT8_AGREEMENT,
+        passed=passed,
+        description=description,
         metadata={"agreement": agreement, "method": best},
     )
 

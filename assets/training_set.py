@@ -59,6 +59,13 @@ def training_set(
     splits = manifest.splits
     skipped = ", ".join(f"{k}: {v}" for k, v in manifest.games_skipped.items()) or "none"
     context.log.info(f"{manifest.frames} pairs from {manifest.games_seen} games; skipped {skipped}")
+    if not splits["heldout"].frames:
+        context.log.warning(
+            f"no held-out games ({splits['train'].games} games, all for training; heldout_fraction "
+            f"{config.heldout_fraction}): the teacher keeps its final weights and every "
+            "evaluation runs on training frames, which overstates quality: add games of this "
+            "character or raise heldout_fraction"
+        )
     yield MaterializeResult(
         metadata={
             "path": MetadataValue.path(str(result.path)),
@@ -81,6 +88,13 @@ def training_set(
         },
     )
     counts = validate_values(TrainingSet.open(result.path))
+    passed = not any(counts.values())
+    description = ", ".join(f"{k}: {v}" for k, v in counts.items())
+    if not passed:
+        description += (
+            "; the embedding wrote values its specs forbid, which ingest validation should "
+            "have kept out: report it with the batches of this training set"
+        )
     yield AssetCheckResult(
-        check_name="values_valid", passed=not any(counts.values()), metadata=counts
+        check_name="values_valid", passed=passed, description=description, metadata=counts
     )

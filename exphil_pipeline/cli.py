@@ -69,6 +69,24 @@ def _ingest_summary(result: Any, batch: str, run_id: str) -> dict[str, Any]:
     }
 
 
+def run_failure_reason(result: Any) -> str:
+    """Why a Dagster run failed, for a user: each failed step's innermost error and each failed
+    check with its description (the measured value, the gate, the fix)."""
+    causes = [
+        _root_cause(e.event_specific_data.error)
+        for e in result.all_events
+        if e.is_step_failure and e.event_specific_data.error is not None
+    ]
+    # A failed blocking check fails its step too; the check's own description says more.
+    errors = [cause for cause in causes if "DagsterAssetCheckFailedError" not in cause]
+    failed = [
+        f"check {c.check_name} failed: {c.description or 'see the run log'}"
+        for c in result.get_asset_check_evaluations()
+        if not c.passed
+    ]
+    return "; ".join(errors + failed) or "see the run log"
+
+
 def _root_cause(error: Any) -> str:
     """The message of the innermost cause of a Dagster step failure (Dagster wraps the
     exception the step raised in its own)."""
@@ -374,14 +392,7 @@ def train_experiment(
         if event.is_step_success or event.is_step_failure:
             say(f"  {event.step_key}: {'done' if event.is_step_success else 'FAILED'}")
     if not result.success:
-        errors = [
-            _root_cause(e.event_specific_data.error)
-            for e in result.all_events
-            if e.is_step_failure and e.event_specific_data.error is not None
-        ]
-        failed = [c.check_name for c in result.get_asset_check_evaluations() if not c.passed]
-        reason = "; ".join(errors + [f"check {c} failed" for c in failed]) or "see the run log"
-        raise TrainError(f"run {result.run_id} failed: {reason}", 1)
+        raise TrainError(f"run {result.run_id} failed: {run_failure_reason(result)}", 1)
     paths = {
         **artifact_paths(layout, name),
         "evaluation_json": evaluation_json(layout.experiment(name)),

@@ -14,6 +14,7 @@ from assets.distillation import soft_labels, student
 from assets.policy_artifacts import evaluation, policy_int8, policy_onnx
 from assets.teacher import teacher
 from assets.training_set import training_set
+from exphil_pipeline.cli import run_failure_reason
 from exphil_pipeline.storage.layout import DataLayout
 from runtime.artifact_manifest import METADATA_KEY, ArtifactManifest, read_manifest
 from runtime.embedding_spec import EMBEDDING_SPEC
@@ -164,6 +165,11 @@ def test_a_student_that_drifts_from_the_teacher_blocks_the_export(chain) -> None
     assert not result.success
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"keeps_teacher_accuracy": False}
+    # What `exphil train` prints: the head that fell short, the gate and what to change.
+    reason = run_failure_reason(result)
+    assert reason.startswith("check keeps_teacher_accuracy failed: lowest share kept: ")
+    assert "(gate 0.97)" in reason and "student.epochs" in reason
+    assert "DagsterAssetCheckFailedError" not in reason
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "policy_onnx" not in materialized
     assert not (home / "artifacts" / "weak").exists()
