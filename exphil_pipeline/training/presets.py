@@ -15,8 +15,7 @@ Recipes (``--preset NAME``):
   buckets are noisy; more would have the bot sample random stick positions more often) but
   never the buttons, whose smoothing made bots press rare buttons.
 - ``quick``: the same data rules with a small teacher and few epochs: a first model on a
-  laptop in minutes. The same stick smoothing; no EMA, whose 0.999 average would lag a run
-  this short.
+  laptop in minutes. The same stick smoothing, no EMA.
 - ``tiny``: seconds on the generated sample replays; for tests, not for play.
 
 Per character. The target characters (MEWTWO, GAMEANDWATCH, LINK, GANONDORF, ZELDA, SHEIK)

@@ -89,9 +89,9 @@ class TeacherConfig(Config):
         ge=0.0,
         lt=1.0,
         description="Keep an exponential moving average of the weights with this decay per "
-        "optimizer step (0: off; 0.999 averages over ~1000 steps, so keep 1 / (1 - decay) "
-        "well under the run's steps). When on, held-out evaluation, early stopping and "
-        "best.pt use the averaged weights; last.pt holds both.",
+        "optimizer step (0: off; 0.999 averages over ~1000 steps, reached after a warm-up "
+        "that starts at 0.1, see training/optimization.py). When on, held-out evaluation, "
+        "early stopping and best.pt use the averaged weights; last.pt holds both.",
     )
     label_smoothing_sticks: float = Field(
         default=0.0,

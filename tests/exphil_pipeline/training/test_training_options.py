@@ -19,7 +19,7 @@ from exphil_pipeline.distillation.student import StudentConfig, train_student
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.episodes import ChunkReader, epoch_chunks
 from exphil_pipeline.training.losses import HeadLossOptions, head_loss, masked_loss
-from exphil_pipeline.training.optimization import lr_scheduler
+from exphil_pipeline.training.optimization import ema_of, ema_rate, lr_scheduler
 from exphil_pipeline.training.presets import preset
 from exphil_pipeline.training.progress_log import ProgressMeter
 from exphil_pipeline.training.teacher_config import TeacherConfig
@@ -285,6 +285,26 @@ def test_schedules_warm_up_then_follow_their_shape() -> None:
     assert constant[4:] == [1.0] * 6 and cosine[-1] < 0.1
     assert one_cycle[0] == pytest.approx(1 / 25) and one_cycle[3] == pytest.approx(1.0)
     assert one_cycle[-1] < 0.01
+
+
+def test_the_weight_average_warms_up_to_its_decay() -> None:
+    source = torch.nn.Linear(1, 1, bias=False)
+    ema = ema_of(source, 0.999)
+    expected = 0.0
+    for step in range(200):
+        with torch.no_grad():
+            source.weight.fill_(float(step))
+        ema.update_parameters(source)
+        # The first update copies; the one after t others moves 1 - min(0.999, (1+t)/(10+t)).
+        rate = 1.0 if step == 0 else 1.0 - min(0.999, (1 + step) / (10 + step))
+        expected += rate * (step - expected)
+    averaged = ema.module.weight.item()
+    assert averaged == pytest.approx(expected, rel=1e-5)
+    # Plain 0.999 would still hold 82% of the starting weights after 200 steps (an average
+    # near 19); warmed up, the average trails the current weights by about a tenth of the run.
+    assert 170 < averaged < 190
+    assert ema_rate(0.999, 0) == pytest.approx(0.9)
+    assert ema_rate(0.999, 10**6) == pytest.approx(1e-3)
 
 
 def test_resume_accepts_a_last_pt_written_before_the_options() -> None:
