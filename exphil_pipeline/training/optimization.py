@@ -93,7 +93,9 @@ def ema_of(model: nn.Module, decay: float) -> AveragedModel | None:
 
     @torch.no_grad()
     def update(averaged: list[Tensor], current: list[Tensor], updates: Tensor) -> None:
-        torch._foreach_lerp_(averaged, current, ema_rate(decay, int(updates)))
+        rate = ema_rate(decay, int(updates))
+        for average, weights in zip(averaged, current, strict=True):
+            average.lerp_(weights, rate)
 
     return AveragedModel(model, multi_avg_fn=update)
 
