@@ -73,12 +73,16 @@ def run_failure_reason(result: Any) -> str:
     """Why a Dagster run failed, for a user: each failed step's innermost error and each failed
     check with its description (the measured value, the gate, the fix)."""
     causes = [
-        _root_cause(e.event_specific_data.error)
+        _innermost(e.event_specific_data.error)
         for e in result.all_events
         if e.is_step_failure and e.event_specific_data.error is not None
     ]
     # A failed blocking check fails its step too; the check's own description says more.
-    errors = [cause for cause in causes if "DagsterAssetCheckFailedError" not in cause]
+    errors = [
+        cause.message.strip()
+        for cause in causes
+        if cause.cls_name != "DagsterAssetCheckFailedError"
+    ]
     failed = [
         f"check {c.check_name} failed: {c.description or 'see the run log'}"
         for c in result.get_asset_check_evaluations()
@@ -87,12 +91,17 @@ def run_failure_reason(result: Any) -> str:
     return "; ".join(errors + failed) or "see the run log"
 
 
-def _root_cause(error: Any) -> str:
-    """The message of the innermost cause of a Dagster step failure (Dagster wraps the
-    exception the step raised in its own)."""
+def _innermost(error: Any) -> Any:
+    """The innermost cause of a Dagster step failure (Dagster wraps the exception the step
+    raised in its own)."""
     while error.cause is not None:
         error = error.cause
-    return error.message.strip()
+    return error
+
+
+def _root_cause(error: Any) -> str:
+    """The message of the innermost cause of a Dagster step failure."""
+    return _innermost(error).message.strip()
 
 
 def _materialize_batch(

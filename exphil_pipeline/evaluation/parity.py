@@ -120,16 +120,12 @@ def _runtime_rows(
         if frame in states and port in states[frame].players
     ]
     # The previous input is what the port's controller held the frame before, or neutral.
-    held = np.array(
-        [before is not None and port in before.players for _, _, before in shown], dtype=np.bool_
-    )
+    held = [
+        j for j, (_, _, before) in enumerate(shown) if before is not None and port in before.players
+    ]
     previous = np.tile(CONTROLLER_SPEC.neutral(), (len(shown), 1))
     previous[held] = CONTROLLER_SPEC.encode_controller_states(
-        [
-            before.players[port].controller_state
-            for (_, _, before), h in zip(shown, held, strict=True)
-            if h
-        ]
+        [shown[j][2].players[port].controller_state for j in held]
     )
     for (i, state, _), last_input in zip(shown, previous, strict=True):
         if mirror:

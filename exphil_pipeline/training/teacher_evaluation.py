@@ -84,11 +84,12 @@ def lane_tensors(
 ) -> LaneTensors:
     """The tensors of ``lanes`` that read frames in ``step`` (at least one lane, so that
     every rank of a distributed run has a batch to run)."""
-    mine = LaneChunk(step.episode[lanes], step.offset[lanes], step.length[lanes], step.reset[lanes])
-    busy = np.flatnonzero(mine.episode >= 0)
+    busy = np.flatnonzero(step.episode[lanes] >= 0)
     if len(busy) == 0:
         busy = np.zeros(1, dtype=np.int64)
-    mine = LaneChunk(mine.episode[busy], mine.offset[busy], mine.length[busy], mine.reset[busy])
+    mine = LaneChunk(
+        *(field[lanes][busy] for field in (step.episode, step.offset, step.length, step.reset))
+    )
     features, targets, mask = reader.read(mine, chunk)
     return LaneTensors(
         mine,
