@@ -25,7 +25,7 @@ from models.backbones import (
     WindowedAttentionBackbone,
 )
 from models.controller_head import AutoregressiveControllerHead
-from models.feature_input import CategoricalColumn, FeatureInput
+from models.feature_input import CategoricalColumn, FeatureInput, FusedInputLayer
 from runtime.controller_spec import CONTROLLER_SPEC
 
 BACKBONE_KINDS = ("mlp", "gru", "lstm", "attention", "mamba", "hybrid")
@@ -247,6 +247,13 @@ class Policy(nn.Module):
         hidden, state = self.encode(features, state)
         return self.head(hidden, targets), state
 
+    def fused_input(self) -> FusedInputLayer | None:
+        """The feature input and the backbone's input layer as one
+        :class:`~models.feature_input.FusedInputLayer` holding a copy of today's weights; None
+        for a backbone that does not start with a Linear."""
+        layer = self.backbone.input_layer
+        return None if layer is None else self.features.fused_with(layer)
+
     def predict_value(self, hidden: Tensor) -> Tensor:
         """Scalar value ``[...]`` for backbone outputs ``hidden[..., hidden_dim]``."""
         if self.value is None:
@@ -263,11 +270,22 @@ class Policy(nn.Module):
         return classes, probs, state
 
     def step_with_logits(
-        self, features: Tensor, state: State, uniforms: Tensor, temperature: Tensor
+        self,
+        features: Tensor,
+        state: State,
+        uniforms: Tensor,
+        temperature: Tensor,
+        fused_input: FusedInputLayer | None = None,
     ) -> tuple[Tensor, Tensor, Tensor, State]:
         """:meth:`step` that also returns ``logits[B, sum(head_classes)]``: every head's
         untempered logits given the classes chosen before it, concatenated in head order (the
-        teacher-forced logits of :meth:`forward` with the chosen classes as targets)."""
-        hidden, state = self.backbone.step(self.features(features), state)
+        teacher-forced logits of :meth:`forward` with the chosen classes as targets).
+
+        ``fused_input``: this policy's :meth:`fused_input`, the same function in fewer
+        operations, for an inference graph built after training."""
+        if fused_input is None:
+            hidden, state = self.backbone.step(self.features(features), state)
+        else:
+            hidden, state = self.backbone.step_projected(fused_input(features), state)
         classes, probs, logits = self.head.sample_with_logits(hidden, uniforms, temperature)
         return classes, probs, logits, state

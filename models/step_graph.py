@@ -21,17 +21,22 @@ class PolicyStepGraph(nn.Module):
     ``classes`` int64 and ``probs`` float32, both ``[B, num_heads]``; ``logits`` float32
     ``[B, sum(head_classes)]``, the heads' untempered logits along the chosen path (see
     :meth:`Policy.step_with_logits`).
+
+    A backbone that starts with a Linear runs it fused with the feature input
+    (:class:`~models.feature_input.FusedInputLayer`, weights copied when the graph is built).
     """
 
     def __init__(self, policy: Policy) -> None:
         super().__init__()
         self.policy = policy
+        # Built from the weights as they are now: make the graph after training, as export does.
+        self.fused_input = policy.fused_input()
 
     def forward(
         self, features: Tensor, uniforms: Tensor, temperature: Tensor, *state: Tensor
     ) -> tuple[Tensor, ...]:
         classes, probs, logits, next_state = self.policy.step_with_logits(
-            features, state, uniforms, temperature
+            features, state, uniforms, temperature, self.fused_input
         )
         return (classes, probs, logits, *next_state)
 

@@ -134,7 +134,10 @@ class WindowedAttentionBackbone(Backbone):
         return self.output_norm(hidden), next_state
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        out, next_state = self.forward(x.unsqueeze(1), state)
+        return self.step_projected(self.input_projection(x), state)
+
+    def step_projected(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        out, next_state = self.forward_projected(x.unsqueeze(1), state)
         return out.squeeze(1), next_state
 
     def _attention_bias(self, valid: Tensor, frames: int) -> Tensor:

@@ -65,6 +65,11 @@ class Backbone(nn.Module, ABC):
         ``x[B, T, input_layer.out_features]``."""
         raise NotImplementedError(f"{type(self).__name__} does not start with a Linear")
 
+    def step_projected(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """:meth:`step` for a frame already through :attr:`input_layer`,
+        ``x[B, input_layer.out_features]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not start with a Linear")
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         """The state before the first frame: all zeros (an empty history)."""
         return tuple(

@@ -204,7 +204,10 @@ class MambaBackbone(Backbone):
         return self._run(hidden, state, sequence=True)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        return self._run(self.input_projection(x), state, sequence=False)
+        return self.step_projected(self.input_projection(x), state)
+
+    def step_projected(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self._run(x, state, sequence=False)
 
     def _run(self, hidden: Tensor, state: State, sequence: bool) -> tuple[Tensor, State]:
         conv_states, scan_states = state

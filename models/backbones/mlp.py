@@ -46,3 +46,6 @@ class MLPBackbone(Backbone):
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         return self.layers(x), ()
+
+    def step_projected(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        return self.layers[1:](x), ()

@@ -112,6 +112,30 @@ def test_projection_is_the_layer_applied_to_the_encoding(
         torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("periodic_frequencies", [0, 3])
+@pytest.mark.parametrize("categorical", [True, False])
+@torch.no_grad()
+def test_the_fused_layer_is_the_layer_applied_to_the_encoding(
+    periodic_frequencies: int, categorical: bool
+) -> None:
+    torch.manual_seed(2)
+    columns = [CategoricalColumn(1, 4, 3), CategoricalColumn(4, 2, 2)] if categorical else []
+    layer = FeatureInput(5, columns, periodic_frequencies=periodic_frequencies)
+    linear = torch.nn.Linear(layer.output_dim, 6)
+    frames = torch.randn(6, 5)
+    if categorical:  # ids, some out of range or NaN
+        frames[:, 1] = torch.tensor([0.0, 3.0, 9.0, -1.0, float("nan"), 2.0])
+        frames[:, 4] = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 5.0])
+    fused = layer.fused_with(linear)
+    torch.testing.assert_close(fused(frames), linear(layer(frames)))
+    # A copy of the weights as they were: later training does not reach it.
+    before = fused(frames)
+    linear.weight.add_(1.0)
+    torch.testing.assert_close(fused(frames), before)
+
+
 def test_projection_refuses_a_layer_of_another_width() -> None:
     with pytest.raises(ValueError, match="inputs"):
         make_input().project(torch.zeros(1, 5), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="inputs"):
+        make_input().fused_with(torch.nn.Linear(4, 2))

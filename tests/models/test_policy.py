@@ -107,6 +107,26 @@ def test_step_logits_are_the_teacher_forced_logits_of_the_chosen_classes(kind: s
 
 
 @pytest.mark.parametrize("kind", BACKBONE_KINDS)
+@torch.no_grad()
+def test_a_step_through_the_fused_input_is_the_plain_step(kind: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    policy = Policy(tiny_config(kind, periodic_frequencies=2)).eval()
+    features = synthetic_frames(4, 1, generator)[:, 0]
+    state = tuple(torch.randn(spec.shape) for spec in policy.state_specs(4))
+    uniforms, temperature = torch.rand(4, NUM_HEADS, generator=generator), torch.tensor(0.8)
+    fused = policy.fused_input()
+    assert (fused is None) == (policy.backbone.input_layer is None)
+    plain = policy.step_with_logits(features, state, uniforms, temperature)
+    through_fused = policy.step_with_logits(features, state, uniforms, temperature, fused)
+    assert torch.equal(plain[0], through_fused[0])
+    for got, expected in zip(through_fused[1:3], plain[1:3], strict=True):
+        torch.testing.assert_close(got, expected)
+    for got, expected in zip(through_fused[3], plain[3], strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("kind", BACKBONE_KINDS)
 def test_encode_is_the_backbone_over_the_encoded_features(kind: str) -> None:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
