@@ -28,8 +28,9 @@ def _policy(backbone: str, value_head: bool) -> Policy:
     return Policy(config).eval()
 
 
-def test_stepping_a_recurrent_backbone_equals_its_sequence_pass() -> None:
-    policy = _policy("gru", value_head=False)
+@pytest.mark.parametrize("backbone", ["gru", "attention", "mamba"])
+def test_stepping_a_recurrent_backbone_equals_its_sequence_pass(backbone: str) -> None:
+    policy = _policy(backbone, value_head=False)
     features = torch.randn(3, 9, DIM)
     state = policy.initial_state(3)
     no_ends = torch.zeros(3, 8, dtype=torch.bool)
