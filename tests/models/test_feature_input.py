@@ -87,19 +87,28 @@ def test_table_gradients_are_those_of_one_lookup_per_column() -> None:
     torch.testing.assert_close(table_gradient, expected)
 
 
-@pytest.mark.parametrize("periodic_frequencies", [0, 2])
-@pytest.mark.parametrize("categorical", [True, False])
-def test_projection_is_the_layer_applied_to_the_encoding(
+def input_with_layer(
     periodic_frequencies: int, categorical: bool
-) -> None:
+) -> tuple[FeatureInput, torch.nn.Linear, torch.Tensor]:
+    """An input, a Linear after it and frames ``[2, 3, 5]`` whose ids include out-of-range and
+    NaN ones."""
     torch.manual_seed(1)
     columns = [CategoricalColumn(1, 4, 3), CategoricalColumn(4, 2, 2)] if categorical else []
     layer = FeatureInput(5, columns, periodic_frequencies=periodic_frequencies)
     linear = torch.nn.Linear(layer.output_dim, 6)
     frames = torch.randn(2, 3, 5)
-    if categorical:  # ids, some out of range or NaN
+    if categorical:
         frames[..., 1] = torch.tensor([[0.0, 3.0, 9.0], [-1.0, float("nan"), 2.0]])
         frames[..., 4] = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 5.0]])
+    return layer, linear, frames
+
+
+@pytest.mark.parametrize("periodic_frequencies", [0, 2])
+@pytest.mark.parametrize("categorical", [True, False])
+def test_projection_is_the_layer_applied_to_the_encoding(
+    periodic_frequencies: int, categorical: bool
+) -> None:
+    layer, linear, frames = input_with_layer(periodic_frequencies, categorical)
     weights = torch.randn(2, 3, 6)
     parameters = [*layer.parameters(), *linear.parameters()]
 
@@ -118,14 +127,8 @@ def test_projection_is_the_layer_applied_to_the_encoding(
 def test_the_fused_layer_is_the_layer_applied_to_the_encoding(
     periodic_frequencies: int, categorical: bool
 ) -> None:
-    torch.manual_seed(2)
-    columns = [CategoricalColumn(1, 4, 3), CategoricalColumn(4, 2, 2)] if categorical else []
-    layer = FeatureInput(5, columns, periodic_frequencies=periodic_frequencies)
-    linear = torch.nn.Linear(layer.output_dim, 6)
-    frames = torch.randn(6, 5)
-    if categorical:  # ids, some out of range or NaN
-        frames[:, 1] = torch.tensor([0.0, 3.0, 9.0, -1.0, float("nan"), 2.0])
-        frames[:, 4] = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 5.0])
+    layer, linear, frames = input_with_layer(periodic_frequencies, categorical)
+    frames = frames.reshape(-1, 5)
     fused = layer.fused_with(linear)
     torch.testing.assert_close(fused(frames), linear(layer(frames)))
     # A copy of the weights as they were: later training does not reach it.
