@@ -168,8 +168,7 @@ class FeatureInput(nn.Module):
         input (a student's batch of random frames, a single step), multiplying every table row
         costs more than it spares, and this is ``layer(self(frames))``.
         """
-        if layer.in_features != self.output_dim:
-            raise ValueError(f"layer takes {layer.in_features} inputs, not {self.output_dim}")
+        self._check_follows(layer)
         flat = frames.reshape(-1, frames.shape[-1])
         if len(flat) * self.embedded_width <= self.table_entries:
             return layer(self(frames))
@@ -186,9 +185,13 @@ class FeatureInput(nn.Module):
     def fused_with(self, layer: nn.Linear) -> FusedInputLayer:
         """``layer(self(frames))`` for single frames as a :class:`FusedInputLayer`: a copy of
         today's weights, for an inference graph (it does not follow later training)."""
+        self._check_follows(layer)
+        return FusedInputLayer(self, layer)
+
+    def _check_follows(self, layer: nn.Linear) -> None:
+        """Refuse a ``layer`` that does not take this input's output."""
         if layer.in_features != self.output_dim:
             raise ValueError(f"layer takes {layer.in_features} inputs, not {self.output_dim}")
-        return FusedInputLayer(self, layer)
 
     def _projected_tables(self, weight: Tensor) -> Tensor:
         """Every table row's embedding times its column's slice of ``weight[out, output_dim]``,
