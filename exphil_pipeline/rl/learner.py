@@ -120,7 +120,11 @@ class Learner:
         self.ppo: PPOConfig = config.ppo()
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.learning_rate)
+        periodic = policy.features.periodic
+        if periodic is not None and not config.train_periodic_frequencies:
+            periodic.frequencies.requires_grad_(False)
+        trained = [parameter for parameter in policy.parameters() if parameter.requires_grad]
+        self.optimizer = torch.optim.Adam(trained, lr=config.learning_rate)
         self.axes = batch_dims(policy)
         self.teacher_axes = batch_dims(teacher)
         self.updates = 0

@@ -71,6 +71,12 @@ class RLConfig(Config):
         "advantages mean something.",
     )
     max_grad_norm: float = Field(default=1.0, gt=0)
+    train_periodic_frequencies: bool = Field(
+        default=False,
+        description="Let PPO move the frequencies of the periodic encodings learned in "
+        "imitation. Kept as learned by default, as an input representation: their backward "
+        "pass took about an eighth of a learner update.",
+    )
     clip: float = Field(default=0.2, gt=0, description="PPO ratio clip.")
     value_coef: float = Field(default=0.5, ge=0)
     entropy_coef: float = Field(default=0.003, ge=0)

@@ -50,6 +50,7 @@ from exphil_pipeline.simulator.melee_data import SIMULATED_NAMES
 from exphil_pipeline.simulator.scripted_players import STRONGEST
 from exphil_pipeline.storage.atomic import atomic_path
 from exphil_pipeline.storage.layout import DataLayout, ExperimentPaths
+from exphil_pipeline.training.process_memory import retain_freed_memory
 from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
 from models import Policy, PolicyConfig
 
@@ -205,8 +206,8 @@ class RLTrainer:
                 if not pool.overlaps:
                     for rollout in rollouts:
                         pool.submit(rollout.actor, request(rollout.actor, rollout.round_over))
-                self._record(rollouts, metrics)
                 self.progress.seconds = seconds_before + time.perf_counter() - began
+                self._record(rollouts, metrics)
                 updates_here += 1
                 if halt_after_updates is not None and updates_here >= halt_after_updates:
                     return False
@@ -407,6 +408,7 @@ def train_rl(
     ``halt_after_updates`` stops abruptly after that many updates of this call, the way a
     killed process would (tests use it to prove resumption); then nothing is returned.
     """
+    retain_freed_memory()
     trainer = RLTrainer(config, DataLayout(home), experiment, log)
     trainer.resume()
     if not trainer.run(halt_after_updates):

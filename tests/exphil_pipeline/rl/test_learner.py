@@ -15,7 +15,7 @@ from models import Policy, PolicyConfig
 DIM = 12
 
 
-def _policy(backbone: str, value_head: bool) -> Policy:
+def _policy(backbone: str, value_head: bool, periodic_frequencies: int = 0) -> Policy:
     torch.manual_seed(0)
     config = PolicyConfig(
         input_dim=DIM,
@@ -24,8 +24,36 @@ def _policy(backbone: str, value_head: bool) -> Policy:
         hidden_dim=16,
         num_layers=1,
         value_head=value_head,
+        periodic_frequencies=periodic_frequencies,
     )
     return Policy(config).eval()
+
+
+def _policy_and_teacher(backbone: str, periodic_frequencies: int = 0) -> tuple[Policy, Policy]:
+    """A policy with a value head and its teacher: the same weights, no value head."""
+    policy = _policy(backbone, True, periodic_frequencies)
+    teacher = _policy(backbone, False, periodic_frequencies)
+    teacher.load_state_dict(
+        {k: v for k, v in policy.state_dict().items() if not k.startswith("value.")}
+    )
+    return policy, teacher
+
+
+def _rollout(policy: Policy, steps: int = 8, games: int = 4) -> Rollout:
+    rng = np.random.default_rng(0)
+    classes = np.array(policy.config.head_classes)
+    return Rollout(
+        actor=0,
+        version=0,
+        opponent="scripted:3",
+        port=0,
+        features=rng.standard_normal((steps + 1, games, DIM)).astype(np.float32),
+        actions=(rng.random((steps, games, len(classes))) * classes).astype(np.uint8),
+        log_probs=np.full((steps, games), -5.0, np.float32),
+        rewards=rng.standard_normal((steps, games)).astype(np.float32),
+        dones=rng.random((steps, games)) < 0.1,
+        initial_state=tuple(s.numpy() for s in policy.initial_state(games)),
+    )
 
 
 @pytest.mark.parametrize("backbone", ["gru", "attention", "mamba"])
@@ -54,25 +82,8 @@ def test_a_game_that_ends_starts_the_next_frame_from_a_zero_state() -> None:
 
 @pytest.mark.parametrize("backbone", ["mlp", "gru"])
 def test_an_update_moves_the_policy_and_reports_its_figures(backbone: str) -> None:
-    policy, teacher = _policy(backbone, value_head=True), _policy(backbone, value_head=False)
-    teacher.load_state_dict(
-        {k: v for k, v in policy.state_dict().items() if not k.startswith("value.")}
-    )
-    rng = np.random.default_rng(0)
-    steps, games = 8, 4
-    classes = np.array(policy.config.head_classes)
-    rollout = Rollout(
-        actor=0,
-        version=0,
-        opponent="scripted:3",
-        port=0,
-        features=rng.standard_normal((steps + 1, games, DIM)).astype(np.float32),
-        actions=(rng.random((steps, games, len(classes))) * classes).astype(np.uint8),
-        log_probs=np.full((steps, games), -5.0, np.float32),
-        rewards=rng.standard_normal((steps, games)).astype(np.float32),
-        dones=rng.random((steps, games)) < 0.1,
-        initial_state=tuple(s.numpy() for s in policy.initial_state(games)),
-    )
+    policy, teacher = _policy_and_teacher(backbone)
+    rollout = _rollout(policy)
     before = [p.detach().clone() for p in policy.parameters()]
     learner = Learner(policy, teacher, RLConfig(value_warmup_updates=0, minibatches=2))
     metrics = learner.update([rollout])
@@ -82,3 +93,14 @@ def test_an_update_moves_the_policy_and_reports_its_figures(backbone: str) -> No
     moved = [not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True)]
     assert all(moved)
     assert all(not p.requires_grad for p in teacher.parameters())
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_the_periodic_frequencies_stay_as_learned_in_imitation_unless_asked(trained: bool) -> None:
+    policy, teacher = _policy_and_teacher("mlp", periodic_frequencies=2)
+    frequencies = policy.features.periodic.frequencies
+    before = frequencies.detach().clone()
+    config = RLConfig(value_warmup_updates=0, train_periodic_frequencies=trained)
+    Learner(policy, teacher, config).update([_rollout(policy)])
+    assert torch.equal(frequencies, before) is not trained
+    assert frequencies.requires_grad is trained
