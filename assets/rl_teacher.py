@@ -73,6 +73,7 @@ def _metadata(result: RLResult) -> dict:
         "learner_frames_per_s": round(result.learner_frames_per_s, 1),
         "kl_to_teacher": round(result.kl_to_teacher, 5),
         "win_rate_vs_base": rl.win_rate,
+        "opponent_games": MetadataValue.json(result.opponent_games),
         "versus_base": MetadataValue.md(result.versus_base.to_markdown()),
         "versus_scripted": MetadataValue.md(_scripted_table(result)),
         "curves": MetadataValue.md(png_markdown(result.curves_png, "RL curves")),

@@ -17,6 +17,8 @@ against the strongest scripted level. Prints one JSON object:
 - ``kl_to_teacher``: mean KL(policy || teacher) per frame over the last updates;
 - ``sd_per_minute_base``, ``sd_per_minute_rl``: self-destructs per minute against scripted:3;
 - ``win_rate_vs_scripted_base``, ``win_rate_vs_scripted_rl``;
+- ``opponent_games``: finished training games against each opponent of the pool (an actor
+  keeps its opponent until each of its games has ended once, so a short run meets few);
 - ``seconds``: the whole run, arena included.
 
 Targets on this 2-core machine: >= 20k env frames/s, the RL teacher winning >= 75 of 100 games
@@ -103,6 +105,7 @@ def main() -> None:
                 "sd_per_minute_rl": round(result.rl_vs_scripted.sd_per_minute, 4),
                 "win_rate_vs_scripted_base": round(result.base_vs_scripted.win_rate, 4),
                 "win_rate_vs_scripted_rl": round(result.rl_vs_scripted.win_rate, 4),
+                "opponent_games": result.opponent_games,
                 "seconds": round(time.perf_counter() - began, 1),
             }
         )

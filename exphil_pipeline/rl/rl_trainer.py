@@ -81,6 +81,8 @@ class RLResult:
     base_vs_scripted: PlayerStats
     rl_vs_scripted: PlayerStats
     curves_png: bytes
+    opponent_games: dict[str, int]
+    """Finished training games against each opponent of the pool: which ones the run met."""
 
     @property
     def kl_within_bound(self) -> bool:
@@ -361,6 +363,7 @@ class RLTrainer:
             base_vs_scripted=against[base_name],
             rl_vs_scripted=against[rl_name],
             curves_png=png,
+            opponent_games=dict(self.opponents.games),
         )
 
 

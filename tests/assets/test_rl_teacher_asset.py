@@ -44,6 +44,9 @@ def test_the_rl_teacher_asset_feeds_distillation(sample_store) -> None:
     }
     metadata = events["rl_teacher"]
     assert metadata["updates"].value == 3
+    # Each game plays 96 frames, fewer than its countdown plus the 60-frame timer: no training
+    # game ends, so no opponent has a finished game yet.
+    assert metadata["opponent_games"].value == {}
     assert metadata["curves"].value.startswith("![RL curves](data:image/png")
     assert "| imitation teacher |" in metadata["versus_base"].value
     checks = {c.check_name for c in result.get_asset_check_evaluations()}

@@ -76,6 +76,10 @@ def test_the_rl_teacher_is_a_teacher_the_distillation_chain_takes(home: Path) ->
     rl_rows = matches.filter(pc.equal(matches["run_kind"], "rl"))
     assert rl_rows.num_rows >= 3 * 2
     assert result.versus_base.players[0].name == "rl:rl-run"
+    # Which opponents the run met, from the pool the config names.
+    assert result.opponent_games and all(n > 0 for n in result.opponent_games.values())
+    for name in result.opponent_games:
+        assert name in ("scripted:3", "teacher") or name.startswith("self:v"), name
 
     # Distillation takes it as its teacher: same frames, labels from the RL teacher.
     shutil_copy_training_set(layout, BASE, "rl-run")
