@@ -140,13 +140,23 @@ def _run_tasks(tasks: list[FileTask], workers: int) -> Iterator[FileOutcome]:
     pool = _pool(workers)
     try:
         while queue or inflight:
-            while queue and len(inflight) < workers:
+            broken: list[int] = []
+            while queue and len(inflight) < workers and not broken:
                 index = queue.popleft()
-                inflight[pool.submit(ingest_file, tasks[index])] = index
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            broken = [inflight.pop(f) for f in done if isinstance(f.exception(), BrokenProcessPool)]
-            for future in done & inflight.keys():
-                outcomes[inflight.pop(future)] = future.result()
+                try:
+                    inflight[pool.submit(ingest_file, tasks[index])] = index
+                except (BrokenProcessPool, OSError):
+                    # A worker died before or while this one was being started: the pool is
+                    # broken (or its pipes are being closed under the new worker), and the
+                    # task may already sit in its queue, so it is a suspect like the others.
+                    broken.append(index)
+            if not broken:
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                broken = [
+                    inflight.pop(f) for f in done if isinstance(f.exception(), BrokenProcessPool)
+                ]
+                for future in done & inflight.keys():
+                    outcomes[inflight.pop(future)] = future.result()
             if broken:
                 suspects = sorted(broken + list(inflight.values()))
                 inflight.clear()

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +29,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from exphil_pipeline.replays import ingest as ingest_module
 from exphil_pipeline.replays.batch_lock import BatchBusyError, batch_lock
 from exphil_pipeline.replays.batches import (
     BatchRegistry,
@@ -550,6 +552,43 @@ def test_files_whose_parser_always_dies_are_quarantined(
         f"every parser killed ({len(killer.killed)} kills): "
         f"{sum(g.status == 'quarantined' for g in result.games)}/2 quarantined, then ok on re-run"
     )
+
+
+def test_a_pool_that_breaks_while_starting_a_worker_loses_no_file(
+    sample_replays: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that dies between two submissions breaks the pool while the next worker is
+    being started: ``submit`` then raises (``BrokenProcessPool``, or ``OSError`` when the pool's
+    pipes close under the new worker). That timing is rare, so it is forced here."""
+    make_pool = ingest_module._pool
+    pools: list[ProcessPoolExecutor] = []
+
+    def breaking_first_pool(workers: int) -> ProcessPoolExecutor:
+        pool = make_pool(workers)
+        if not pools:
+            submit = pool.submit
+
+            def submit_then_break(*args: Any, **kwargs: Any) -> Any:
+                if pool.submitted:
+                    raise OSError(errno.EBADF, "Bad file descriptor")
+                pool.submitted = True
+                return submit(*args, **kwargs)
+
+            pool.submitted = False
+            pool.submit = submit_then_break
+        pools.append(pool)
+        return pool
+
+    monkeypatch.setattr(ingest_module, "_pool", breaking_first_pool)
+    folder = tmp_path / "breaking"
+    folder.mkdir()
+    for path in sample_replays:
+        shutil.copy(path, folder)
+    layout = DataLayout(tmp_path / "home")
+    result = ingest_batch(ReplayBatch("breaking", folder), layout, IngestSettings(workers=2))
+    assert len(pools) > 1, "the broken pool was not replaced"
+    assert [g.status for g in result.games] == ["ok"] * len(sample_replays)
+    _assert_fully_published(layout, "breaking", folder)
 
 
 # --- 3. two runs of one batch at once ----------------------------------------------------
