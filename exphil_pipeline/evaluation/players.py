@@ -194,22 +194,25 @@ class DelayedInputs:
         self.chosen = np.tile(NEUTRAL, (games, 1))
         self._queue = np.tile(NEUTRAL, (self.hold, games, 1))
 
-    def observation(self, features: np.ndarray) -> np.ndarray:
+    def observation(self, features: np.ndarray, games: np.ndarray | None = None) -> np.ndarray:
         """What the policy reads: a copy of the environment's ``features[N, D]`` with each
-        game's previous input and the frame delay it plays at."""
+        game's previous input and the frame delay it plays at. With ``games`` (indices),
+        ``features`` holds those games' rows only."""
         rows = np.array(features, dtype=np.float32)
-        rows[:, PREVIOUS_INPUT_COLUMNS] = self.chosen
+        rows[:, PREVIOUS_INPUT_COLUMNS] = self.chosen if games is None else self.chosen[games]
         rows[:, FRAME_DELAY_COLUMN] = self.delay_feature
         return rows
 
-    def push(self, chosen: np.ndarray) -> np.ndarray:
-        """Record this frame's choices ``uint8[N, heads]``; returns the inputs to send now."""
-        self.chosen = chosen
+    def push(self, chosen: np.ndarray, games: np.ndarray | None = None) -> np.ndarray:
+        """Record this frame's choices ``uint8[N, heads]`` (or those of ``games`` only);
+        returns the inputs to send now."""
+        lanes = slice(None) if games is None else games
+        self.chosen[lanes] = chosen
         if not self.hold:
             return chosen
-        send = self._queue[0].copy()
-        self._queue[:-1] = self._queue[1:]
-        self._queue[-1] = chosen
+        send = self._queue[0, lanes].copy()
+        self._queue[:-1, lanes] = self._queue[1:, lanes]
+        self._queue[-1, lanes] = chosen
         return send
 
     def reset(self, games: np.ndarray) -> None:

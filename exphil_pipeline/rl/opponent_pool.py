@@ -1,12 +1,13 @@
 """Self-play opponents: scripted levels, the imitation teacher and earlier RL checkpoints,
 drawn more often the less the learning policy beats them.
 
-Prioritised fictitious self-play (Vinyals et al. 2019, AlphaStar): each opponent is drawn with
-probability proportional to ``(1 - s)^2 + floor``, where ``s`` is the learning policy's recent
-score against it (a win 1, a draw 0.5, a loss 0; an exponential moving average over games,
-0.5 before any). Opponents it beats every time are still drawn now and then (``floor``), so a
-forgotten skill shows up again. ``self`` in the pool spec stands for the ``snapshots`` most
-recent checkpoints of the learning policy itself, added as training goes.
+Prioritised fictitious self-play (Vinyals et al. 2019, AlphaStar): each game an actor starts
+draws its opponent (:mod:`~exphil_pipeline.rl.opponent_mix`) with probability proportional to
+``(1 - s)^2 + floor``, where ``s`` is the learning policy's recent score against it (a win 1,
+a draw 0.5, a loss 0; an exponential moving average over games, 0.5 before any). Opponents it
+beats every time are still drawn now and then (``floor``), so a forgotten skill shows up again.
+``self`` in the pool spec stands for the ``snapshots`` most recent checkpoints of the learning
+policy itself, added as training goes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from exphil_pipeline.rl.actor import OpponentSpec
+from exphil_pipeline.rl.opponent_mix import OpponentOdds, OpponentSpec
 
 FLOOR = 0.05
 SCORE_DECAY = 0.95
@@ -59,13 +60,14 @@ class OpponentPool:
             return
         self.snapshot_paths = [*self.snapshot_paths, str(checkpoint)][-self.snapshots :]
 
-    def draw(self) -> OpponentSpec:
+    def odds(self) -> OpponentOdds:
+        """Each opponent with the probability that a game starting now draws it."""
         candidates = self.opponents()
         if not candidates:
             # Only "self" and no snapshot yet: the policy plays its imitation teacher.
-            return OpponentSpec("teacher", checkpoint=str(self.teacher))
+            return {OpponentSpec("teacher", checkpoint=str(self.teacher)): 1.0}
         weights = np.array([(1 - self.score(c.name)) ** 2 + FLOOR for c in candidates])
-        return candidates[self._rng.choice(len(candidates), p=weights / weights.sum())]
+        return dict(zip(candidates, (weights / weights.sum()).tolist(), strict=True))
 
     def score(self, name: str) -> float:
         return self.scores.get(name, 0.5)

@@ -2,12 +2,13 @@
 
 The learning policy starts as a copy of the imitation teacher with a new value head; the
 teacher itself stays frozen as the KL anchor. Actors (:mod:`~exphil_pipeline.rl.actor_pool`)
-play chunks against opponents drawn from the self-play pool; each batch of one chunk per actor
-is one learner update, after which the new weights go out with the next requests under a new
-version number. Every ``checkpoint_every`` updates ``last.pt`` is written (weights, optimizer,
-progress, the pool's scores, random state), the finished games go to the ``matches`` table
-(``run_kind`` ``rl``) and, for self-play, a snapshot joins the pool. A killed run resumes from
-``last.pt``, losing at most the updates since.
+play chunks against opponents drawn game by game from the self-play pool; each batch of as many
+chunks as there are actors is one learner update, after which the new weights (and the pool's
+new odds) go out with the next requests under a new version number. Every
+``checkpoint_every`` updates ``last.pt`` is written (weights, optimizer, progress, the pool's
+scores, random state), the finished games go to the ``matches`` table (``run_kind`` ``rl``)
+and, for self-play, a snapshot joins the pool. A killed run resumes from ``last.pt``, losing at
+most the updates since.
 
 At the end the policy is saved as ``best.pt`` in the teacher's checkpoint format with the
 imitation teacher's policy contract (frame delay, character, spec hashes), so distillation and
@@ -57,6 +58,8 @@ from models import Policy, PolicyConfig
 RUN_KIND = "rl"
 WINDOW = 10
 """Updates averaged for the final figures (KL, reward)."""
+QUEUED_REQUESTS = 2
+"""Requests each overlapping actor holds: the chunk it plays and the next one."""
 
 
 @dataclass
@@ -182,32 +185,30 @@ class RLTrainer:
         pool = actor_pool(c.cluster, self._specs())
         weights = self.learner.weights()
 
-        def request(actor: int, new_round: bool) -> RolloutRequest:
-            return RolloutRequest(
-                version=self.progress.updates,
-                weights=weights,
-                opponent=self.opponents.draw() if new_round else None,
-                new_round=new_round,
-            )
+        def request() -> RolloutRequest:
+            return RolloutRequest(self.progress.updates, weights, self.opponents.odds())
 
         began = time.perf_counter()
         seconds_before = self.progress.seconds
         updates_here = 0
         try:
-            for actor in range(c.actors):
-                pool.submit(actor, request(actor, new_round=True))
+            # Overlapping actors get a second request queued behind the first, so one never
+            # waits for the learner to ask again: its next chunk is always under way.
+            for _ in range(QUEUED_REQUESTS if pool.overlaps else 1):
+                for actor in range(c.actors):
+                    pool.submit(actor, request())
             while self.progress.frames < c.steps:
                 rollouts = []
                 for _ in range(c.actors):
                     rollout = pool.next()
                     rollouts.append(rollout)
                     if pool.overlaps:
-                        pool.submit(rollout.actor, request(rollout.actor, rollout.round_over))
+                        pool.submit(rollout.actor, request())
                 metrics = self.learner.update(rollouts)
                 weights = self.learner.weights()
                 if not pool.overlaps:
                     for rollout in rollouts:
-                        pool.submit(rollout.actor, request(rollout.actor, rollout.round_over))
+                        pool.submit(rollout.actor, request())
                 self.progress.seconds = seconds_before + time.perf_counter() - began
                 self._record(rollouts, metrics)
                 updates_here += 1
@@ -226,11 +227,12 @@ class RLTrainer:
         self.progress.updates += 1
         self.progress.frames += frames
         for rollout in rollouts:
-            for result in rollout.results:
-                own = rollout.port
-                score = 1.0 if result.winner == own else 0.5 if result.winner == -1 else 0.0
-                self.opponents.record(rollout.opponent, score)
-                self._pending_matches.setdefault(rollout.opponent, []).append((own, result))
+            own = rollout.port
+            for game in rollout.finished:
+                winner = game.result.winner
+                score = 1.0 if winner == own else 0.5 if winner == -1 else 0.0
+                self.opponents.record(game.opponent, score)
+                self._pending_matches.setdefault(game.opponent, []).append((own, game.result))
         lag = [self.progress.updates - 1 - r.version for r in rollouts]
         entry = {
             "update": self.progress.updates,

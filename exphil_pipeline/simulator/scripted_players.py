@@ -203,6 +203,13 @@ class ScriptedPlayers:
         self.held: PadInputs | None = None
         self.mistaking = np.zeros(self.levels.shape, dtype=np.bool_)  # the held input is random
 
+    def set_level(self, games: np.ndarray, level: int) -> None:
+        """Play both ports of the selected games at ``level`` from now on, as new games."""
+        self.levels[games] = level
+        self.reaction[games] = LEVELS[level].reaction
+        self.mistakes[games] = LEVELS[level].mistake_rate
+        self.reset_games(games)
+
     def reset_games(self, games: np.ndarray) -> None:
         """Forget the held inputs of the selected games (a new game starts there)."""
         if self.held is not None:

@@ -45,7 +45,6 @@ def _rollout(policy: Policy, steps: int = 8, games: int = 4) -> Rollout:
     return Rollout(
         actor=0,
         version=0,
-        opponent="scripted:3",
         port=0,
         features=rng.standard_normal((steps + 1, games, DIM)).astype(np.float32),
         actions=(rng.random((steps, games, len(classes))) * classes).astype(np.uint8),

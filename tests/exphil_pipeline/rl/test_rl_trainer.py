@@ -16,8 +16,9 @@ from exphil_pipeline.distillation.soft_labels import (
     distilled_teacher,
 )
 from exphil_pipeline.evaluation.matches import read_matches
-from exphil_pipeline.rl.actor import ActorSpec, OpponentSpec, RolloutRequest
+from exphil_pipeline.rl.actor import ActorSpec, RolloutRequest
 from exphil_pipeline.rl.actor_pool import actor_pool
+from exphil_pipeline.rl.opponent_mix import OpponentSpec
 from exphil_pipeline.rl.rl_config import RLConfig
 from exphil_pipeline.rl.rl_trainer import train_rl
 from exphil_pipeline.storage.layout import DataLayout
@@ -144,7 +145,7 @@ def test_actors_give_the_same_chunks_in_any_pool(home: Path, cluster: str) -> No
         pool = actor_pool(kind, [_spec(home, 0), _spec(home, 1)])
         try:
             for actor in (0, 1):
-                request = RolloutRequest(3, weights, OpponentSpec("scripted:2", level=2), True)
+                request = RolloutRequest(3, weights, {OpponentSpec("scripted:2", level=2): 1.0})
                 pool.submit(actor, request)
             chunks[kind] = sorted((pool.next() for _ in range(2)), key=lambda r: r.actor)
         finally:
