@@ -12,11 +12,8 @@ import torch
 from exphil_pipeline.environments.simulator_env import SimulatorConfig, SimulatorEnvironment
 from exphil_pipeline.evaluation.players import TeacherPlayer
 from exphil_pipeline.rl.opponent_mix import OpponentMix, OpponentSpec, PolicyOpponent
-from exphil_pipeline.storage.layout import DataLayout
-from exphil_pipeline.training.teacher_config import TeacherConfig
-from exphil_pipeline.training.teacher_trainer import train
 from runtime.controller_spec import CONTROLLER_SPEC
-from tests.exphil_pipeline.training.teacher_fixtures import build_set
+from tests.exphil_pipeline.training.teacher_fixtures import small_mewtwo_teacher
 
 BASE = "mix-base"
 FRAMES = 24
@@ -25,11 +22,15 @@ FRAMES = 24
 @pytest.fixture(scope="module")
 def recurrent_teacher(sample_store) -> Path:
     """A small GRU Mewtwo teacher: its per-game state is what subsets must keep apart."""
-    home = Path(sample_store.home)
-    build_set(home, BASE, characters=["MEWTWO"], heldout_fraction=0.1, frame_delay=2)
-    config = TeacherConfig(backbone="gru", hidden_dim=16, batch_size=4, bptt=16, max_steps=4)
-    train(config, home, BASE, log=lambda _: None)
-    return DataLayout(home).experiment(BASE).teacher_best
+    return small_mewtwo_teacher(
+        Path(sample_store.home),
+        BASE,
+        backbone="gru",
+        hidden_dim=16,
+        batch_size=4,
+        bptt=16,
+        max_steps=4,
+    )
 
 
 def _games(count: int, seed: int = 0) -> tuple[SimulatorEnvironment, np.ndarray]:

@@ -23,9 +23,7 @@ from exphil_pipeline.rl.rl_config import RLConfig
 from exphil_pipeline.rl.rl_trainer import train_rl
 from exphil_pipeline.storage.layout import DataLayout
 from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
-from exphil_pipeline.training.teacher_config import TeacherConfig
-from exphil_pipeline.training.teacher_trainer import train
-from tests.exphil_pipeline.training.teacher_fixtures import build_set
+from tests.exphil_pipeline.training.teacher_fixtures import small_mewtwo_teacher
 
 BASE = "rl-base"
 
@@ -34,9 +32,9 @@ BASE = "rl-base"
 def home(sample_store) -> Path:
     """The sample games with a small Mewtwo imitation teacher (experiment ``rl-base``)."""
     home = Path(sample_store.home)
-    build_set(home, BASE, characters=["MEWTWO"], heldout_fraction=0.1, frame_delay=2)
-    config = TeacherConfig(backbone="mlp", hidden_dim=32, batch_size=4, bptt=32, max_steps=30)
-    train(config, home, BASE, log=lambda _: None)
+    small_mewtwo_teacher(
+        home, BASE, backbone="mlp", hidden_dim=32, batch_size=4, bptt=32, max_steps=30
+    )
     return home
 
 

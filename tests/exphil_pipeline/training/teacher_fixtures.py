@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exphil_pipeline.storage.layout import DataLayout
+from exphil_pipeline.training.teacher_config import TeacherConfig
+from exphil_pipeline.training.teacher_trainer import train
 from exphil_pipeline.training.training_set import TrainingSet, build_training_set
 from exphil_pipeline.training.training_set_config import TrainingSetConfig
 
@@ -18,6 +20,14 @@ from exphil_pipeline.training.training_set_config import TrainingSetConfig
 def build_set(home: Path, experiment: str, **config: object) -> TrainingSet:
     result = build_training_set(DataLayout(home), experiment, TrainingSetConfig(**config))
     return TrainingSet.open(result.path)
+
+
+def small_mewtwo_teacher(home: Path, experiment: str, **teacher: object) -> Path:
+    """A quickly trained Mewtwo teacher on the games of ``home`` (frame delay 2, a tenth of
+    the games held out); returns its ``best.pt``."""
+    build_set(home, experiment, characters=["MEWTWO"], heldout_fraction=0.1, frame_delay=2)
+    train(TeacherConfig(**teacher), home, experiment, log=lambda _: None)
+    return DataLayout(home).experiment(experiment).teacher_best
 
 
 def fraction_holding_out_one_game(game_ids: list[str]) -> float:
