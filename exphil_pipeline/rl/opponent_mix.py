@@ -84,10 +84,10 @@ class OpponentMix:
         self.port = port
         self.games = games
         self.assigned: list[OpponentSpec | None] = [None] * games
-        seeds = np.random.SeedSequence(seed).generate_state(2)
+        seeds = np.random.SeedSequence(seed).generate_state(3)
         self._rng = np.random.default_rng(seeds[0])
         self._policy_seeds = np.random.SeedSequence(seeds[1])
-        self._scripted = ScriptedPlayers(np.full((games, 2), STRONGEST), int(seeds[1]))
+        self._scripted = ScriptedPlayers(np.full((games, 2), STRONGEST), int(seeds[2]))
         self._policies: dict[OpponentSpec, PolicyOpponent] = {}
         self._groups: dict[OpponentSpec, np.ndarray] = {}  # the games each opponent plays
         self._scripted_games = np.zeros(0, np.int64)
