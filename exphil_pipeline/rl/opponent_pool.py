@@ -30,14 +30,10 @@ class OpponentPool:
 
     specs: list[str]
     teacher: Path
-    seed: int
     snapshots: int = 4
     scores: dict[str, float] = field(default_factory=dict)
     games: dict[str, int] = field(default_factory=dict)
     snapshot_paths: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._rng = np.random.default_rng(self.seed)
 
     @property
     def self_play(self) -> bool:
@@ -81,11 +77,9 @@ class OpponentPool:
             "scores": dict(self.scores),
             "games": dict(self.games),
             "snapshot_paths": list(self.snapshot_paths),
-            "rng": self._rng.bit_generator.state,
         }
 
     def load_state(self, state: dict) -> None:
         self.scores = dict(state["scores"])
         self.games = dict(state["games"])
         self.snapshot_paths = [p for p in state["snapshot_paths"] if Path(p).is_file()]
-        self._rng.bit_generator.state = state["rng"]

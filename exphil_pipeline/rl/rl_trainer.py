@@ -129,7 +129,7 @@ class RLTrainer:
             raise ValueError(f"{base.teacher_best}: weights do not fit its own config")
         self.policy.to(config.device)
         self.learner = Learner(self.policy, self.base.policy.to(config.device), config)
-        self.opponents = OpponentPool(config.opponents, base.teacher_best, config.seed)
+        self.opponents = OpponentPool(config.opponents, base.teacher_best)
         self.progress = RLProgress()
         self._pending_matches: dict[str, list[tuple[int, GameResult]]] = {}
 
