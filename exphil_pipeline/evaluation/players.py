@@ -372,11 +372,9 @@ class TeacherPlayer(PolicyPlayer):
         return chosen
 
     def _forget(self, games: np.ndarray) -> None:
-        import torch
+        from exphil_pipeline.training.teacher_evaluation import zero_games
 
-        index = torch.from_numpy(np.asarray(games, dtype=np.int64))
-        for tensor, dim in zip(self._state, self._batch_dims, strict=True):
-            tensor.index_fill_(dim, index, 0.0)
+        zero_games(self._state, self._batch_dims, games)
 
 
 def check_environment(player: Player, env: str) -> None:

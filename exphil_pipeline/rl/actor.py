@@ -32,7 +32,7 @@ from exphil_pipeline.evaluation.players import DelayedInputs
 from exphil_pipeline.rl.opponent_mix import OpponentMix, OpponentOdds
 from exphil_pipeline.rl.ppo_loss import action_log_probs
 from exphil_pipeline.rl.rewards import RewardConfig, frame_rewards, reward_frames_from_engine
-from exphil_pipeline.training.teacher_evaluation import batch_dims
+from exphil_pipeline.training.teacher_evaluation import batch_dims, zero_games
 from models import Policy, PolicyConfig
 from runtime.controller_spec import CONTROLLER_SPEC
 
@@ -210,9 +210,7 @@ class Actor:
         """Games that ended restarted: their inputs and recurrent state start over."""
         self._inputs.reset(games)
         self._opponents.draw(games, self.odds)
-        index = torch.from_numpy(games.astype(np.int64))
-        for tensor, dim in zip(self._state, self._batch_dims, strict=True):
-            tensor.index_fill_(dim, index, 0.0)
+        zero_games(self._state, self._batch_dims, games)
 
 
 def _overwrite(frames, games: np.ndarray, ended) -> None:

@@ -19,7 +19,7 @@ from exphil_pipeline.environments.simulator_env import SimulatorEnvironment
 from exphil_pipeline.evaluation.players import TEACHER_TEMPERATURE, DelayedInputs
 from exphil_pipeline.simulator.scripted_players import STRONGEST, ScriptedPlayers
 from exphil_pipeline.training.teacher_checkpoint import TeacherCheckpoint
-from exphil_pipeline.training.teacher_evaluation import batch_dims
+from exphil_pipeline.training.teacher_evaluation import batch_dims, zero_games
 from runtime.controller_spec import CONTROLLER_SPEC
 
 HEADS = CONTROLLER_SPEC.num_heads
@@ -72,9 +72,7 @@ class PolicyOpponent:
     def reset(self, games: np.ndarray) -> None:
         """The games ``games`` start anew with this policy."""
         self._inputs.reset(games)
-        index = torch.from_numpy(games)
-        for tensor, dim in zip(self._state, self._dims, strict=True):
-            tensor.index_fill_(dim, index, 0.0)
+        zero_games(self._state, self._dims, games)
 
 
 class OpponentMix:
@@ -97,9 +95,10 @@ class OpponentMix:
         specs = list(odds)
         weights = np.array([odds[s] for s in specs], dtype=np.float64)
         drawn = self._rng.choice(len(specs), size=len(games), p=weights / weights.sum())
+        games = np.asarray(games, dtype=np.int64)
         for spec_index in np.unique(drawn):
             spec = specs[spec_index]
-            chosen = np.asarray(games, dtype=np.int64)[drawn == spec_index]
+            chosen = games[drawn == spec_index]
             for game in chosen:
                 self.assigned[game] = spec
             if spec.level is not None:

@@ -51,6 +51,13 @@ def reset_lanes(state: tuple, reset: torch.Tensor, dims: list[int]) -> tuple:
     return tuple(out)
 
 
+def zero_games(state: tuple, dims: list[int], games: np.ndarray) -> None:
+    """Zero, in place, the state of the games at indices ``games`` (they start over)."""
+    index = torch.from_numpy(np.asarray(games, dtype=np.int64))
+    for tensor, dim in zip(state, dims, strict=True):
+        tensor.index_fill_(dim, index, 0.0)
+
+
 @dataclass
 class LaneTensors:
     """One step's tensors for the lanes that read frames in it, on the caller's device.
