@@ -20,13 +20,15 @@ REQUIRED_INPUTS = ("features", "uniforms", "temperature")
 CLASSES_OUTPUT = "classes"
 
 
-def single_thread_session(artifact: Path) -> onnxruntime.InferenceSession:
+def single_thread_session(artifact: Path | bytes) -> onnxruntime.InferenceSession:
+    """A session for the graph at ``artifact`` (a path, or the serialized graph itself)."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    source = artifact if isinstance(artifact, bytes) else str(artifact)
     return onnxruntime.InferenceSession(
-        str(artifact), sess_options=options, providers=["CPUExecutionProvider"]
+        source, sess_options=options, providers=["CPUExecutionProvider"]
     )
 
 

@@ -9,10 +9,12 @@ state tensors sized for one game. TorchScript-based export is used: the dynamo e
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import onnx
+import onnxruntime
 import torch
 
 from exphil_pipeline.storage.atomic import atomic_path, write_text_atomic
@@ -25,6 +27,7 @@ from runtime.artifact_manifest import (
 )
 from runtime.controller_spec import CONTROLLER_SPEC
 from runtime.embedding_spec import EMBEDDING_SPEC
+from runtime.onnx_policy import single_thread_session
 
 OPSET = 17
 
@@ -67,24 +70,46 @@ def manifest_for(
 
 def export_policy(policy: Policy, path: Path, manifest: ArtifactManifest) -> Path:
     """Write ``path`` (ONNX, manifest in metadata) and ``path.json`` (the same manifest)."""
+    with atomic_path(path) as tmp:
+        _export_graph(policy, str(tmp), batch_free=not manifest.state)
+        _embed(tmp, tmp, manifest)
+    write_text_atomic(sidecar_path(path), manifest.to_json())
+    return path
+
+
+def inference_session(policy: Policy) -> onnxruntime.InferenceSession:
+    """A stateless ``policy``'s step graph in memory, batch dimension free, on one thread.
+
+    For a policy that plays many games at once and never changes (an opponent in RL
+    self-play): onnxruntime runs the same step as PyTorch with less fixed cost per call
+    (about 0.2 ms against 0.85 ms for the demo's MLP, the same per game), which counts when
+    several such policies each decide for a few dozen games every frame.
+    """
+    if policy.state_specs(1):
+        raise ValueError("inference_session takes a stateless policy (its batch stays free)")
+    graph = io.BytesIO()
+    _export_graph(policy, graph, batch_free=True)
+    return single_thread_session(graph.getvalue())
+
+
+def _export_graph(policy: Policy, target: str | io.BytesIO, batch_free: bool) -> None:
+    """Trace ``policy``'s step graph at batch size 1 into ``target``; ``batch_free`` leaves
+    the batch dimension free (stateless graphs only)."""
     graph = PolicyStepGraph(policy.eval())
-    batch_free = ["features", "uniforms", "classes", "probs", "logits"]
-    dynamic = None if manifest.state else {name: {0: "batch"} for name in batch_free}
-    with atomic_path(path) as tmp, warnings.catch_warnings():
+    names = ["features", "uniforms", "classes", "probs", "logits"]
+    dynamic = {name: {0: "batch"} for name in names} if batch_free else None
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TorchScript exporter deprecation notices
         torch.onnx.export(
             graph,
             graph.example_inputs(1),
-            str(tmp),
+            target,
             input_names=graph.input_names(),
             output_names=graph.output_names(),
             opset_version=OPSET,
             dynamic_axes=dynamic,
             dynamo=False,
         )
-        _embed(tmp, tmp, manifest)
-    write_text_atomic(sidecar_path(path), manifest.to_json())
-    return path
 
 
 def write_manifest(path: Path, manifest: ArtifactManifest) -> None:

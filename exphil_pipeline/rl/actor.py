@@ -30,7 +30,6 @@ from exphil_pipeline.environments.base import GameResult
 from exphil_pipeline.environments.simulator_env import SimulatorConfig, SimulatorEnvironment
 from exphil_pipeline.evaluation.players import DelayedInputs
 from exphil_pipeline.rl.opponent_mix import OpponentMix, OpponentOdds
-from exphil_pipeline.rl.ppo_loss import action_log_probs
 from exphil_pipeline.rl.rewards import RewardConfig, frame_rewards, reward_frames_from_engine
 from exphil_pipeline.training.teacher_evaluation import batch_dims, zero_games
 from models import Policy, PolicyConfig
@@ -170,11 +169,11 @@ class Actor:
             features[t] = own
             uniforms = torch.from_numpy(self._rng.random((games, HEADS), dtype=np.float32))
             with torch.no_grad():
-                classes, _, logits, self._state = self.policy.step_with_logits(
+                classes, probs, self._state = self.policy.step(
                     torch.from_numpy(own), self._state, uniforms, one
                 )
-                per_head = torch.split(logits, list(self.policy.config.head_classes), dim=-1)
-                log_probs[t] = action_log_probs(list(per_head), classes).numpy()
+                # At temperature 1 each head's probability is the behaviour policy's own.
+                log_probs[t] = probs.log().sum(-1).numpy()
             actions[t] = classes.numpy()
             both[:, port] = self._inputs.push(actions[t].copy())
             both[:, 1 - port] = self._opponents.act(env, self._features[:, 1 - port])

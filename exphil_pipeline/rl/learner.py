@@ -5,9 +5,9 @@ One :meth:`Learner.update` takes a batch of :class:`~exphil_pipeline.rl.actor.Ro
 (split by game, so each keeps its whole chunk for the recurrent state). Each minibatch's one
 forward pass gives both the loss and, detached, its targets: V-trace (which corrects for the
 actors having played older weights) or GAE for plain on-policy PPO. The loss is the
-clipped-ratio surrogate with a value loss, an entropy bonus and KL penalties to the teacher;
-the ratio is taken against the behaviour policy's log-probabilities, the ones the actor
-sampled with.
+clipped-ratio surrogate with a value loss, an entropy bonus and KL penalties to the teacher
+(measured on a share of the games drawn anew each update, ``teacher_kl_games``); the ratio is
+taken against the behaviour policy's log-probabilities, the ones the actor sampled with.
 
 Sequences: a stateless backbone (MLP) encodes a whole chunk at once; a recurrent one starts
 from the state the actor had at the chunk's first frame and is stepped frame by frame, its
@@ -17,6 +17,7 @@ the same way but from a zero state at each chunk start (it is not carried by the
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -140,12 +141,26 @@ class Learner:
         device = self.config.device
         batch = Batch.of(rollouts, self.axes, device)
         steps = batch.actions.shape[1]
+        # The anchor's games: the teacher reads only these (see RLConfig.teacher_kl_games).
+        count = math.ceil(self.config.teacher_kl_games * batch.games)
+        anchored = torch.randperm(batch.games, generator=self._generator)[:count].to(device)
+        is_anchored = torch.zeros(batch.games, dtype=torch.bool, device=device)
+        is_anchored[anchored] = True
         with torch.no_grad():
-            teacher_state = self.teacher.initial_state(batch.games, device)
+            teacher_state = self.teacher.initial_state(count, device)
             teacher_hidden = encode(
-                self.teacher, batch.features, teacher_state, batch.dones, self.teacher_axes
+                self.teacher,
+                batch.features[anchored],
+                teacher_state,
+                batch.dones[anchored],
+                self.teacher_axes,
             )
-            teacher_logits = self.teacher.head(teacher_hidden[:, :steps], batch.actions)
+            anchored_logits = self.teacher.head(teacher_hidden[:, :steps], batch.actions[anchored])
+        # Full-size, rows of other games left empty, so minibatches index them like the batch.
+        teacher_logits = [
+            logits.new_zeros((batch.games, *logits.shape[1:])).index_copy_(0, anchored, logits)
+            for logits in anchored_logits
+        ]
         warmup = self.updates < self.config.value_warmup_updates
         totals: dict[str, float] = {}
         passes = 0
@@ -155,6 +170,7 @@ class Learner:
                 stats = self._step(
                     batch.select(games, self.axes),
                     [logits[games] for logits in teacher_logits],
+                    is_anchored[games],
                     warmup,
                 )
                 for key, value in stats.items():
@@ -202,14 +218,16 @@ class Learner:
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
         return advantages, returns
 
-    def _step(self, batch: Batch, teacher_logits: list[Tensor], warmup: bool) -> dict[str, float]:
+    def _step(
+        self, batch: Batch, teacher_logits: list[Tensor], anchored: Tensor, warmup: bool
+    ) -> dict[str, float]:
         steps = batch.actions.shape[1]
         hidden = encode(self.policy, batch.features, batch.initial_state, batch.dones, self.axes)
         logits = self.policy.head(hidden[:, :steps], batch.actions)
         log_probs = action_log_probs(logits, batch.actions)
         values = self.policy.predict_value(hidden)
         advantages, returns = self._targets(batch, log_probs, values)
-        kl_forward, kl_reverse = teacher_kl(logits, teacher_logits)
+        kl_forward, kl_reverse = _anchor_kl(logits, teacher_logits, anchored)
         loss, stats = ppo_loss(
             log_probs,
             batch.log_probs,
@@ -231,3 +249,14 @@ class Learner:
         torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         return stats
+
+
+def _anchor_kl(
+    logits: list[Tensor], teacher_logits: list[Tensor], anchored: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The teacher KLs over the games ``anchored`` (bool, per game) of a minibatch; zero when
+    it holds none of them (a tiny batch)."""
+    if not anchored.any():
+        zero = logits[0].new_zeros(1)
+        return zero, zero
+    return teacher_kl([p[anchored] for p in logits], [t[anchored] for t in teacher_logits])

@@ -3,8 +3,8 @@ it starts, so every chunk mixes the whole pool in the proportions the pool asks 
 
 Scripted levels share one :class:`~exphil_pipeline.simulator.scripted_players.ScriptedPlayers`
 with a level per game, computed in one call; each saved policy (the imitation teacher, an RL
-snapshot) is loaded once and stepped in one batch over the games it plays, its recurrent state
-and input queue kept per game. A policy that left the pool is dropped once its last game ends.
+snapshot) is loaded once and stepped in one batch over the games it plays, its input queue
+(and recurrent state) kept per game. A policy that left the pool is dropped once its last game ends.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from exphil_pipeline.artifacts.onnx_export import inference_session
 from exphil_pipeline.environments.simulator_env import SimulatorEnvironment
 from exphil_pipeline.evaluation.players import TEACHER_TEMPERATURE, DelayedInputs
 from exphil_pipeline.simulator.scripted_players import STRONGEST, ScriptedPlayers
@@ -40,7 +41,14 @@ OpponentOdds = dict[OpponentSpec, float]
 
 class PolicyOpponent:
     """A saved policy playing whichever of the N games are given to it, frame by frame, with
-    the arena's timing (:class:`~exphil_pipeline.evaluation.players.DelayedInputs`)."""
+    the arena's timing (:class:`~exphil_pipeline.evaluation.players.DelayedInputs`).
+
+    A stateless policy runs as its exported step graph in onnxruntime
+    (:func:`~exphil_pipeline.artifacts.onnx_export.inference_session`): several of them each
+    decide for a few dozen games every frame, and there onnxruntime's smaller fixed cost per
+    call made an actor against five saved policies about an eighth faster. A recurrent policy
+    steps in PyTorch, its state gathered and scattered per game.
+    """
 
     def __init__(self, checkpoint: Path, games: int, seed: int) -> None:
         teacher = TeacherCheckpoint.load(checkpoint)
@@ -49,25 +57,39 @@ class PolicyOpponent:
         self._inputs = DelayedInputs(contract.frame_delay, games, contract.frame_delay_range)
         self._state = self.policy.initial_state(games)
         self._dims = batch_dims(self.policy)
+        self._session = None if self._state else inference_session(self.policy)
         self._rng = np.random.default_rng(seed)
-        self._temperature = torch.tensor(TEACHER_TEMPERATURE)
+        self._temperature = np.array(TEACHER_TEMPERATURE, np.float32)
 
     def act(self, features: np.ndarray, games: np.ndarray) -> np.ndarray:
         """Classes ``uint8[len(games), heads]`` of the games ``games``, from their rows of
         ``features``."""
         rows = self._inputs.observation(features, games)
+        uniforms = self._rng.random((len(games), HEADS), dtype=np.float32)
+        if self._session is not None:
+            feeds = {"features": rows, "uniforms": uniforms, "temperature": self._temperature}
+            classes = self._session.run(["classes"], feeds)[0]
+        else:
+            classes = self._step_recurrent(rows, uniforms, games)
+        return self._inputs.push(classes.astype(np.uint8), games)
+
+    def _step_recurrent(
+        self, rows: np.ndarray, uniforms: np.ndarray, games: np.ndarray
+    ) -> np.ndarray:
         index = torch.from_numpy(games)
         state = tuple(
             t.index_select(dim, index) for t, dim in zip(self._state, self._dims, strict=True)
         )
-        uniforms = self._rng.random((len(games), HEADS), dtype=np.float32)
         with torch.no_grad():
             classes, _, state = self.policy.step(
-                torch.from_numpy(rows), state, torch.from_numpy(uniforms), self._temperature
+                torch.from_numpy(rows),
+                state,
+                torch.from_numpy(uniforms),
+                torch.from_numpy(self._temperature),
             )
         for tensor, new, dim in zip(self._state, state, self._dims, strict=True):
             tensor.index_copy_(dim, index, new)
-        return self._inputs.push(classes.numpy().astype(np.uint8), games)
+        return classes.numpy()
 
     def reset(self, games: np.ndarray) -> None:
         """The games ``games`` start anew with this policy."""

@@ -82,6 +82,14 @@ class RLConfig(Config):
     entropy_coef: float = Field(default=0.003, ge=0)
     teacher_kl_forward: float = Field(default=0.0, ge=0, description="KL(teacher || policy).")
     teacher_kl_reverse: float = Field(default=0.1, ge=0, description="KL(policy || teacher).")
+    teacher_kl_games: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of each update's games the teacher KLs are measured on, drawn anew "
+        "every update: an unbiased estimate of the same penalty. The teacher's forward pass "
+        "over every game took about a quarter of a learner update.",
+    )
     gamma: float = Field(default=0.995, gt=0, le=1)
     lam: float = Field(default=0.95, ge=0, le=1)
     vtrace: bool = Field(

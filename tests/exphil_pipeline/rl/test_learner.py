@@ -1,13 +1,17 @@
-"""The learner's sequence pass: recurrent state carried, zeroed where a game ends."""
+"""The learner's sequence pass: recurrent state carried, zeroed where a game ends; an update
+moves the policy, anchored to its teacher over the asked share of the games."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
 from exphil_pipeline.rl.actor import Rollout
-from exphil_pipeline.rl.learner import Learner, encode
+from exphil_pipeline.rl.learner import Batch, Learner, encode
+from exphil_pipeline.rl.ppo_loss import teacher_kl
 from exphil_pipeline.rl.rl_config import RLConfig
 from exphil_pipeline.training.teacher_evaluation import batch_dims
 from models import Policy, PolicyConfig
@@ -103,3 +107,28 @@ def test_the_periodic_frequencies_stay_as_learned_in_imitation_unless_asked(trai
     Learner(policy, teacher, config).update([_rollout(policy)])
     assert torch.equal(frequencies, before) is not trained
     assert frequencies.requires_grad is trained
+
+
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_the_teacher_kl_is_measured_on_the_asked_share_of_the_games(share: float) -> None:
+    policy, teacher = _policy_and_teacher("mlp")
+    with torch.no_grad():
+        for parameter in teacher.parameters():
+            parameter.add_(0.3 * torch.randn_like(parameter))
+    rollout = _rollout(policy, games=4)
+    batch = Batch.of([rollout], batch_dims(policy), "cpu")
+    steps = batch.actions.shape[1]
+    with torch.no_grad():
+        per_game = []
+        for model in (policy, teacher):
+            hidden = encode(model, batch.features, (), batch.dones, batch_dims(model))
+            per_game.append(model.head(hidden[:, :steps], batch.actions))
+        _, reverse = teacher_kl(*per_game)
+    per_game_kl = reverse.mean(dim=1).tolist()
+    config = RLConfig(value_warmup_updates=0, minibatches=1, teacher_kl_games=share)
+    metrics = Learner(policy, teacher, config).update([rollout])
+    # Every game has as many frames, so the KL over k games is the mean of their means.
+    means = [np.mean(games) for games in itertools.combinations(per_game_kl, int(share * 4))]
+    assert min(abs(metrics["kl_reverse"] - mean) for mean in means) < 1e-5
+    if share < 1:
+        assert abs(metrics["kl_reverse"] - np.mean(per_game_kl)) > 1e-4

@@ -1,5 +1,6 @@
-"""Opponents drawn game by game: a saved policy stepping any subset of the games plays them as
-the arena's teacher player does, and only games that start again draw a new opponent."""
+"""Opponents drawn game by game: a saved policy (recurrent in PyTorch, stateless in
+onnxruntime) stepping any subset of the games plays them as the arena's teacher player does,
+and only games that start again draw a new opponent."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ BASE = "mix-base"
 FRAMES = 24
 
 
-@pytest.fixture(scope="module")
-def recurrent_teacher(sample_store) -> Path:
-    """A small GRU Mewtwo teacher: its per-game state is what subsets must keep apart."""
+@pytest.fixture(scope="module", params=["gru", "mlp"])
+def saved_teacher(sample_store, request) -> Path:
+    """A small Mewtwo teacher of each kind: a GRU's per-game state is what subsets must keep
+    apart; an MLP plays through onnxruntime and must choose what PyTorch chooses."""
     return small_mewtwo_teacher(
         Path(sample_store.home),
-        BASE,
-        backbone="gru",
+        f"{BASE}-{request.param}",
+        backbone=request.param,
         hidden_dim=16,
         batch_size=4,
         bptt=16,
@@ -54,11 +56,11 @@ def _step(env: SimulatorEnvironment, second: np.ndarray) -> np.ndarray:
 
 
 def test_over_all_games_a_policy_opponent_plays_as_the_arena_s_teacher_player(
-    recurrent_teacher: Path,
+    saved_teacher: Path,
 ) -> None:
     env, features = _games(5)
-    opponent = PolicyOpponent(recurrent_teacher, 5, seed=3)
-    player = TeacherPlayer(recurrent_teacher)
+    opponent = PolicyOpponent(saved_teacher, 5, seed=3)
+    player = TeacherPlayer(saved_teacher)
     player.start(np.ones(5, dtype=np.int64), 3)
     every = np.arange(5)
     for _ in range(FRAMES):
@@ -68,11 +70,11 @@ def test_over_all_games_a_policy_opponent_plays_as_the_arena_s_teacher_player(
 
 
 def test_stepping_games_in_two_subsets_equals_stepping_them_together(
-    recurrent_teacher: Path,
+    saved_teacher: Path,
 ) -> None:
     env, features = _games(6)
-    together = PolicyOpponent(recurrent_teacher, 6, seed=5)
-    apart = PolicyOpponent(recurrent_teacher, 6, seed=5)
+    together = PolicyOpponent(saved_teacher, 6, seed=5)
+    apart = PolicyOpponent(saved_teacher, 6, seed=5)
     # Uniforms are drawn in call order, so the first subset takes the first games' rows.
     first, second = np.array([0, 1, 2]), np.array([3, 4, 5])
     for _ in range(FRAMES):
@@ -87,11 +89,11 @@ def test_stepping_games_in_two_subsets_equals_stepping_them_together(
 
 
 def test_each_game_draws_its_opponent_and_only_restarted_games_draw_again(
-    recurrent_teacher: Path,
+    saved_teacher: Path,
 ) -> None:
     games = 120
     level_3, level_1 = OpponentSpec("scripted:3", level=3), OpponentSpec("scripted:1", level=1)
-    teacher = OpponentSpec("teacher", checkpoint=str(recurrent_teacher))
+    teacher = OpponentSpec("teacher", checkpoint=str(saved_teacher))
     mix = OpponentMix(games, port=1, seed=0)
     mix.draw(np.arange(games), {level_3: 0.25, level_1: 0.25, teacher: 0.5})
     drawn = [spec.name for spec in mix.assigned]
