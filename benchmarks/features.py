@@ -9,7 +9,9 @@ the games held out, by game), then trains two teachers with the same config, see
 budget: one on the v3 vectors, one on the same vectors with every column v3 added set to 0,
 which leaves exactly the information of spec v2 (v3 kept every v2 column as it was). Prints
 one JSON object: per model the held-out NLL (bits/frame, per head) and accuracy (per head and
-whole action) overall and per character, and for the v3 teacher the permutation importance
+whole action) overall and per character, teacher-forced, beside the whole-action accuracy
+closed-loop (``closed_loop_action_accuracy``: each frame's previous input the policy's own
+last choice, as in play), and for the v3 teacher the permutation importance
 of each group of new features: how much the held-out NLL rises when that group's columns are
 shuffled across held-out frames (mean over ``--repeats`` shuffles).
 """
@@ -26,6 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from exphil_pipeline.evaluation.closed_loop import (
+    closed_loop_accuracy,
+    split_episodes,
+    torch_frame_step,
+)
 from exphil_pipeline.replays.batches import ReplayBatch
 from exphil_pipeline.replays.ingest import IngestSettings, ingest_batch
 from exphil_pipeline.storage.layout import DataLayout
@@ -179,6 +186,12 @@ def main() -> None:
                 False,
             )
             results[name] = _summary(heldout)
+            dataset = TrainingSet.open(layout.experiment(name).training_set)
+            closed = closed_loop_accuracy(
+                lambda count, policy=result.policy: torch_frame_step(policy, count),
+                split_episodes(dataset, "heldout", 0),
+            )
+            results[name]["closed_loop_action_accuracy"] = closed.all_heads
             policies[name] = result.policy
         importance = _permutation_importance(
             layout, "v3", policies["v3"], teacher, args.repeats, args.seed
