@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 
 from exphil_pipeline.environments.dolphin_env import (
     DolphinConfig,
@@ -37,6 +36,7 @@ from exphil_pipeline.environments.simulator_env import SimulatorConfig, Simulato
 from exphil_pipeline.simulator.scripted_players import STRONGEST, ScriptedPlayers
 from runtime.artifact_manifest import read_manifest
 from runtime.controller_spec import CONTROLLER_SPEC
+from runtime.onnx_policy import single_thread_session
 
 WARMUP_FRAMES = 30
 
@@ -56,9 +56,7 @@ def scripted_run(games: int, frames: int) -> float:
 
 def policy_run(artifact: str, games: int, frames: int) -> float:
     """Frames per second with the artifact on port 1 of every game (embedding included)."""
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(artifact, options, providers=["CPUExecutionProvider"])
+    session = single_thread_session(Path(artifact))
     temperature = np.array(read_manifest(Path(artifact)).temperature, dtype=np.float32)
     env = SimulatorEnvironment(SimulatorConfig(games=games, observe=(0,)))
     features = env.reset(0)
