@@ -46,6 +46,13 @@ class TeacherConfig(Config):
         description="Periodic encodings per continuous feature (models.feature_input; 0: none).",
     )
     periodic_sigma: float = Field(default=3.0, gt=0, description="Their initial spread.")
+    head_mlp_dim: int = Field(
+        default=128,
+        ge=1,
+        description="Hidden width of each group of the autoregressive controller head (the "
+        "buttons, then each stick axis and the shoulder: six groups). The head's first layer "
+        "is hidden_dim x 6 x head_mlp_dim, more than a 512-wide backbone layer at 128.",
+    )
     batch_size: int = Field(
         default=32, ge=1, description="Lanes per chunk (across all ranks under DDP)."
     )
@@ -209,4 +216,5 @@ class TeacherConfig(Config):
             dropout=self.dropout,
             periodic_frequencies=self.periodic_frequencies,
             periodic_sigma=self.periodic_sigma,
+            head_mlp_dim=self.head_mlp_dim,
         )

@@ -26,6 +26,7 @@ from exphil_pipeline.training.teacher_config import TeacherConfig
 from exphil_pipeline.training.teacher_evaluation import evaluate
 from exphil_pipeline.training.teacher_trainer import train
 from exphil_pipeline.training.training_set import TrainingSet
+from models import Policy
 from runtime.controller_spec import CONTROLLER_SPEC
 from tests.exphil_pipeline.training.teacher_fixtures import (
     build_set,
@@ -314,6 +315,19 @@ def test_resume_accepts_a_last_pt_written_before_the_options() -> None:
     assert TeacherConfig(ema_decay=0.99).resume_conflicts(saved) == ["ema_decay"]
     longer = TeacherConfig(early_stopping_patience=5, progress_every_s=1.0, epochs=9)
     assert longer.resume_conflicts(config.model_dump()) == []
+
+
+def test_the_head_width_reaches_the_policy_and_forbids_resuming_across_a_change(
+    options_set: Path,
+) -> None:
+    manifest = TrainingSet.of(DataLayout(options_set).experiment("options")).manifest
+    assert TeacherConfig().policy_config(manifest).head_mlp_dim == 128
+    narrow = TeacherConfig(head_mlp_dim=48)
+    head = Policy.from_config(narrow.policy_config(manifest)).head
+    assert head.first_layers.out_features == len(head.groups) * 48
+    saved = {k: v for k, v in TeacherConfig().model_dump().items() if k != "head_mlp_dim"}
+    assert TeacherConfig().resume_conflicts(saved) == []
+    assert narrow.resume_conflicts(saved) == ["head_mlp_dim"]
 
 
 def test_the_human_presets_smooth_sticks_only() -> None:
