@@ -97,9 +97,10 @@ def test_flags_override_preset_fields_and_characters_choose_their_recipe() -> No
     assert changed.sections["teacher"]["backbone"] == "gru"
     assert changed.sections["teacher"]["hidden_dim"] == tiny.sections["teacher"]["hidden_dim"]
     assert tiny.sections["training_set"]["characters"] == ["MEWTWO"]
-    # Target characters have few replays: a narrower teacher than any other character's.
-    assert preset("MEWTWO").sections["teacher"]["hidden_dim"] == 256
+    # Target characters have few replays: a regularized teacher, LINK's the narrowest.
+    assert preset("MEWTWO").sections["teacher"]["dropout"] == 0.1
     assert preset("LINK").sections["teacher"]["hidden_dim"] == 128
-    assert preset("FOX").sections["teacher"]["hidden_dim"] == 512
+    assert "dropout" not in preset("FOX").sections["teacher"]
+    assert preset("FOX").sections["teacher"]["hidden_dim"] == 256
     with pytest.raises(PresetError, match="teacher"):
         tiny.override("teacher", hidden_dim=0)

@@ -8,22 +8,24 @@ any run starts. Fields not named keep the stage config's defaults.
 Recipes (``--preset NAME``):
 
 - ``standard`` (the default): for a corpus of human netplay replays. Frame delay 18 (online
-  play), games of at least 30 s, a GRU teacher, a 256x256 student, outcome games in the
-  simulator. Per character (below). The teacher keeps EMA weights (decay 0.999: thousands
-  of steps per epoch on a real corpus) for evaluation and export, stops after 3 epochs
-  without a lower held-out loss, and smooths the stick targets a little (0.05: human stick
-  buckets are noisy; more would have the bot sample random stick positions more often) but
-  never the buttons, whose smoothing made bots press rare buttons.
+  play), games of at least 30 s, a GRU 2x256 teacher, a 256x256 student, outcome games in the
+  simulator. The teacher keeps EMA weights (decay 0.999, warmed up) for evaluation and
+  export, stops after 3 epochs without a lower held-out loss, and smooths the stick targets a
+  little (0.05: human stick buckets are noisy; more would have the bot sample random stick
+  positions more often) but never the buttons, whose smoothing made bots press rare buttons.
+  Its run length is sized for a few hundred games (~2.5M frames of the character): 6 teacher
+  epochs and 3 student epochs, the whole chain (ingest to evaluation) in under 30 minutes on
+  a 2-core CPU (``benchmarks/human.py``). Time grows with the corpus; a corpus of thousands
+  of games can afford a wider teacher (``--hidden 512``) and more epochs.
 - ``quick``: the same data rules with a small teacher and few epochs: a first model on a
   laptop in minutes. The same stick smoothing, no EMA.
 - ``tiny``: seconds on the generated sample replays; for tests, not for play.
 
 Per character. The target characters (MEWTWO, GAMEANDWATCH, LINK, GANONDORF, ZELDA, SHEIK)
 have few replays compared with the popular characters, so their ``standard`` teacher is
-narrower and regularized (hidden 256, dropout 0.1, more epochs); LINK, with the fewest, gets
-hidden 128. Any other character (``DEFAULT_CHARACTER`` row) has plenty of replays and gets a
-wider teacher (hidden 512). Every preset learns only the given character
-(``training_set.characters``).
+regularized (dropout 0.1); LINK, with the fewest, gets hidden 128. Any other character
+(``DEFAULT_CHARACTER`` row) takes the recipe as it is. Every preset learns only the given
+character (``training_set.characters``).
 """
 
 from __future__ import annotations
@@ -59,15 +61,16 @@ RECIPES: dict[str, Sections] = {
         "training_set": _HUMAN_REPLAYS,
         "teacher": {
             "backbone": "gru",
+            "hidden_dim": 256,
             "num_layers": 2,
-            "epochs": 10,
+            "epochs": 6,
             "batch_size": 32,
             "ema_decay": 0.999,
             "early_stopping_patience": 3,
             **_HUMAN_LOSS,
         },
         "soft_labels": {"temperature": 2.0},
-        "student": {"hidden_sizes": [256, 256], "epochs": 10},
+        "student": {"hidden_sizes": [256, 256], "epochs": 3},
         "policy_onnx": {"eval_frames": 5000},
         "policy_int8": {"eval_frames": 5000},
         "evaluation": {"eval_frames": 5000, "outcome_games": 32},
@@ -102,11 +105,11 @@ RECIPES: dict[str, Sections] = {
 }
 
 # Overrides of the ``standard`` recipe by character (see the module docstring for why).
-_SCARCE = {"teacher": {"hidden_dim": 256, "dropout": 0.1, "epochs": 20}}
+_SCARCE = {"teacher": {"dropout": 0.1}}
 CHARACTER_OVERRIDES: dict[str, Sections] = {
     **{character: _SCARCE for character in TARGET_CHARACTERS},
-    "LINK": {"teacher": {"hidden_dim": 128, "dropout": 0.1, "epochs": 20}},
-    DEFAULT_CHARACTER: {"teacher": {"hidden_dim": 512}},
+    "LINK": {"teacher": {"hidden_dim": 128, "dropout": 0.1}},
+    DEFAULT_CHARACTER: {},
 }
 
 STAGE_CONFIGS: dict[str, type[Config]] = {
