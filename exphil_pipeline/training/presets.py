@@ -108,7 +108,7 @@ RECIPES: dict[str, Sections] = {
 _SCARCE = {"teacher": {"dropout": 0.1}}
 CHARACTER_OVERRIDES: dict[str, Sections] = {
     **{character: _SCARCE for character in TARGET_CHARACTERS},
-    "LINK": {"teacher": {"hidden_dim": 128, "dropout": 0.1}},
+    "LINK": {"teacher": {**_SCARCE["teacher"], "hidden_dim": 128}},
     DEFAULT_CHARACTER: {},
 }
 
